@@ -1,0 +1,62 @@
+"""Typed configurations, their identities and their serialization. Pure: no I/O but imports."""
+
+from .base import (
+    Config,
+    ConfigState,
+    DependentMarker,
+    LightweightTask,
+    Submitter,
+    Task,
+    current_submitter,
+    is_config_class,
+    schema_of,
+)
+from .errors import (
+    ConfigError,
+    CycleError,
+    MissingParameterError,
+    PathGeneratorError,
+    SealedError,
+    SerializationError,
+    UnknownParameterError,
+    ValidationError,
+)
+from .fields import Constant, Meta, Param, PathGenerator, field, pathgenerator, tag
+from .graph import check_required, collect_tags, walk
+from .identity import digest, identifier
+from .naming import ScriptLoadStop, loading_script, type_name
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "ConfigState",
+    "Constant",
+    "CycleError",
+    "DependentMarker",
+    "LightweightTask",
+    "Meta",
+    "MissingParameterError",
+    "Param",
+    "PathGenerator",
+    "PathGeneratorError",
+    "ScriptLoadStop",
+    "SealedError",
+    "SerializationError",
+    "Submitter",
+    "Task",
+    "UnknownParameterError",
+    "ValidationError",
+    "check_required",
+    "collect_tags",
+    "current_submitter",
+    "digest",
+    "field",
+    "identifier",
+    "is_config_class",
+    "loading_script",
+    "pathgenerator",
+    "schema_of",
+    "tag",
+    "type_name",
+    "walk",
+]

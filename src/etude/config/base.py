@@ -1,0 +1,250 @@
+"""`Config`, `Task` and `LightweightTask`: typed configurations that validate on assignment."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from contextvars import ContextVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from .errors import (
+    ConfigError,
+    PathGeneratorError,
+    SealedError,
+    UnknownParameterError,
+    did_you_mean,
+)
+from .fields import MISSING, FieldSpec, Kind, Tagged
+from .schema import Field, Schema, collect_fields
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+T = TypeVar("T")
+
+#: A function marking a value as an output of the task being submitted (see `Task.task_outputs`).
+DependentMarker = Callable[[T], T]
+
+
+class ConfigState:
+    """Book-keeping etude keeps on each configuration object, apart from its values."""
+
+    __slots__ = (
+        "completed_callbacks",
+        "dep_digest",
+        "dep_task",
+        "digest",
+        "init_tasks",
+        "job",
+        "runtime",
+        "sealed",
+        "tags",
+    )
+
+    def __init__(self) -> None:
+        self.sealed = False
+        self.runtime = False  # rebuilt in a job process: free attributes allowed
+        self.tags: dict[str, Any] | None = None
+        self.dep_task: Task | None = None  # task whose output this object is
+        self.dep_digest: bytes | None = None  # that task's identity (kept in the job process)
+        self.init_tasks: tuple[LightweightTask, ...] = ()
+        self.digest: bytes | None = None  # cached identity once sealed
+        self.job: Any = None  # the scheduler's job, once submitted
+        self.completed_callbacks: list[Callable[[], Any]] | None = None
+
+
+def is_config_class(cls: type) -> bool:
+    return isinstance(cls, type) and issubclass(cls, Config)
+
+
+def schema_of(cls: type[Config]) -> Schema:
+    """The fields of `cls`, collected on first use (annotations may name later classes)."""
+    schema = cls.__dict__.get("__etude_schema__")
+    if schema is None:
+        fields = collect_fields(cls, is_config_class)
+        for klass in cls.__mro__:
+            for name in fields:
+                value = klass.__dict__.get(name)
+                if isinstance(value, FieldSpec):
+                    # Remove `field(...)` objects so reading an unset field reaches __getattr__.
+                    stash = dict(klass.__dict__.get("__etude_defaults__") or {})
+                    stash[name] = value
+                    type.__setattr__(klass, "__etude_defaults__", stash)
+                    type.__delattr__(klass, name)
+        schema = Schema(fields)
+        type.__setattr__(cls, "__etude_schema__", schema)
+    return schema
+
+
+class Config:
+    """A typed configuration. Declare parameters with `Param`, `Meta` and `Constant` annotations.
+
+    Build one with `MyConfig.C(name=value, ...)` (or `MyConfig(...)`). Values are validated when
+    set; unknown names raise `UnknownParameterError`; after submission the object is sealed.
+    """
+
+    __etude_schema__: Schema
+    _etude: ConfigState
+
+    def __init__(self, **values: Any) -> None:
+        object.__setattr__(self, "_etude", ConfigState())
+        fields = schema_of(type(self)).fields
+        for name, value in values.items():
+            self.__setattr__(name, value)
+        d = self.__dict__
+        for name, f in fields.items():
+            if name not in d and (f.default is not MISSING or f.default_factory is not None):
+                d[name] = f.make_default()
+
+    @classmethod
+    def C(cls, **values: Any) -> Self:
+        """Build a configuration of this class from parameter values."""
+        return cls(**values)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        state: ConfigState = self._etude
+        fields = schema_of(type(self)).fields
+        f = fields.get(name)
+        if f is None:
+            if state.runtime or name.startswith("_"):
+                object.__setattr__(self, name, value)
+                return
+            raise UnknownParameterError(
+                f"{type(self).__qualname__}.{name}: no such parameter."
+                f"{did_you_mean(name, fields)}"
+            )
+        if state.runtime:
+            self.__dict__[name] = value
+            return
+        if state.sealed:
+            raise SealedError(
+                f"{type(self).__qualname__}.{name}: the configuration was submitted and is "
+                "sealed. Build a new one (or set the value before submit())."
+            )
+        if f.kind is Kind.CONSTANT:
+            raise ConfigError(
+                f"{type(self).__qualname__}.{name} is a Constant ({f.default!r}); it cannot be "
+                "set. Change it in the class definition instead."
+            )
+        if isinstance(value, Tagged):
+            value = value.value
+            if state.tags is None:
+                state.tags = {}
+            state.tags[name] = value
+        self.__dict__[name] = f.validate(value, f"{type(self).__qualname__}.{name}")
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when `name` is not in the instance: a required or generated field unset.
+        if name.startswith("__"):
+            raise AttributeError(name)
+        fields = schema_of(type(self)).fields
+        f = fields.get(name)
+        where = f"{type(self).__qualname__}.{name}"
+        if f is None:
+            raise AttributeError(f"{where}: no such parameter or attribute.")
+        if f.generator is not None:
+            raise PathGeneratorError(
+                f"{where} is a generated path ({f.generator!r}); it exists only once the task "
+                "that uses this configuration is submitted. Read it inside execute(), or after "
+                "submit()."
+            )
+        raise AttributeError(f"{where} has no value: it is required. Pass {name}=... to .C().")
+
+    def tag(self, name: str, value: Any) -> Self:
+        """Set parameter `name` to `value` and mark it as a tag. Returns the configuration."""
+        self.__setattr__(name, Tagged(value))
+        return self
+
+    def __repr__(self) -> str:
+        fields = schema_of(type(self)).fields
+        shown = []
+        for name in fields:
+            if name in self.__dict__:
+                value = self.__dict__[name]
+                text = f"<{type(value).__name__}>" if isinstance(value, Config) else repr(value)
+                shown.append(f"{name}={text}")
+        return f"{type(self).__qualname__}.C({', '.join(shown)})"
+
+
+
+class LightweightTask(Config):
+    """A configuration run inside a job process before the task (see `submit(init_tasks=...)`)."""
+
+    def execute(self) -> None:
+        raise NotImplementedError(f"{type(self).__qualname__} must define execute().")
+
+
+class Submitter(Protocol):
+    """What `Task.submit()` hands the task to: the current experiment."""
+
+    def submit(
+        self,
+        task: Task,
+        *,
+        launcher: Any,
+        init_tasks: Iterable[LightweightTask],
+        max_retries: int | None,
+    ) -> Any: ...
+
+
+#: The experiment of the enclosing `with experiment(...)` block, if any.
+current_submitter: ContextVar[Submitter | None] = ContextVar("etude_submitter", default=None)
+
+
+class Task(Config):
+    """A configuration that runs: `execute()` is called in its own job process after submit()."""
+
+    def execute(self) -> None:
+        raise NotImplementedError(f"{type(self).__qualname__} must define execute().")
+
+    def submit(
+        self,
+        *,
+        launcher: Any = None,
+        init_tasks: Iterable[LightweightTask] = (),
+        max_retries: int | None = None,
+    ) -> Any:
+        """Hand the task to the current experiment; return `task_outputs(dep)`.
+
+        Raises `ConfigError` outside `with experiment(...)`, or for a missing or bad value.
+        """
+        submitter = current_submitter.get()
+        if submitter is None:
+            raise ConfigError(
+                f"{type(self).__qualname__}.submit() was called outside an experiment. Wrap it "
+                "in `with experiment(workdir, name):`."
+            )
+        return submitter.submit(
+            self, launcher=launcher, init_tasks=init_tasks, max_retries=max_retries
+        )
+
+    def task_outputs(self, dep: DependentMarker[Any]) -> Any:
+        """What `submit()` returns; `dep(x)` marks `x` as depending on this task."""
+        return dep(self)
+
+    @property
+    def jobpath(self) -> Path:
+        """The job directory of this task (known once submitted)."""
+        job = self._etude.job
+        if job is None:
+            taskdir = self.__dict__.get("__taskdir__")
+            if taskdir is not None:
+                return Path(taskdir)
+            raise ConfigError(
+                f"{type(self).__qualname__}.jobpath is known only once the task is submitted."
+            )
+        return Path(job.path)
+
+    def on_completed(self, callback: Callable[[], Any]) -> None:
+        """Call `callback()` in the experiment process once this task's job is done."""
+        state = self._etude
+        if state.job is not None:
+            state.job.add_completed_callback(callback)
+        else:
+            if state.completed_callbacks is None:
+                state.completed_callbacks = []
+            state.completed_callbacks.append(callback)
+
+
+def field_of(cfg: Config, name: str) -> Field:
+    return schema_of(type(cfg)).fields[name]

@@ -1,0 +1,125 @@
+"""Field declarations: `Param`, `Meta`, `Constant`, `field()`, generated paths and tags."""
+
+from __future__ import annotations
+
+import copy
+import enum
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+T = TypeVar("T")
+
+
+class Kind(enum.Enum):
+    """How a field takes part in a configuration."""
+
+    PARAM = "param"  # part of the identity when it differs from its default
+    META = "meta"  # never part of the identity
+    CONSTANT = "constant"  # always part of the identity, never set by users
+
+
+class _KindMarker:
+    __slots__ = ("kind",)
+
+    def __init__(self, kind: Kind) -> None:
+        self.kind = kind
+
+    def __repr__(self) -> str:
+        return f"<{self.kind.value}>"
+
+
+PARAM_MARK = _KindMarker(Kind.PARAM)
+META_MARK = _KindMarker(Kind.META)
+CONSTANT_MARK = _KindMarker(Kind.CONSTANT)
+
+# Generic aliases: `Param[int]` is `Annotated[int, PARAM_MARK]`, which type checkers read as `int`.
+Param = Annotated[T, PARAM_MARK]
+Meta = Annotated[T, META_MARK]
+Constant = Annotated[T, CONSTANT_MARK]
+
+
+class PathGenerator:
+    """Default factory giving a path inside the job directory of the task that owns the config.
+
+    The path is set when the task is submitted: `jobpath / relative`. Reading the field before
+    that raises `PathGeneratorError`.
+    """
+
+    __slots__ = ("relative",)
+
+    def __init__(self, relative: str | Path = "") -> None:
+        self.relative = Path(relative)
+        if self.relative.is_absolute():
+            raise ValueError(
+                f"PathGenerator({str(relative)!r}): the path must be relative to the job "
+                "directory; drop the leading '/'."
+            )
+
+    def generate(self, jobpath: Path) -> Path:
+        return jobpath / self.relative
+
+    def __repr__(self) -> str:
+        return f"PathGenerator({str(self.relative)!r})"
+
+
+def pathgenerator(relative: str | Path = "") -> PathGenerator:
+    """Older spelling (`Annotated[Path, pathgenerator("x")]`) of a generated path."""
+    return PathGenerator(relative)
+
+
+_MISSING: Any = type("MISSING", (), {"__repr__": lambda self: "MISSING"})()
+MISSING: Any = _MISSING
+
+
+class FieldSpec:
+    """What `field(...)` returns: a default, or a factory, for a declared parameter."""
+
+    __slots__ = ("default", "default_factory", "groups")
+
+    def __init__(
+        self,
+        default: Any = MISSING,
+        default_factory: Callable[[], Any] | None = None,
+        groups: tuple[str, ...] = (),
+    ) -> None:
+        if default is not MISSING and default_factory is not None:
+            raise ValueError("field(): give either default= or default_factory=, not both.")
+        self.default = default
+        self.default_factory = default_factory
+        self.groups = groups
+
+
+def field(
+    *,
+    default: Any = MISSING,
+    default_factory: Callable[[], Any] | None = None,
+    groups: tuple[str, ...] = (),
+) -> Any:
+    """Declare the default of a parameter: `lr: Param[float] = field(default=0.1)`.
+
+    `default_factory` is called for each new configuration (use it for mutable values, or a
+    `PathGenerator` for a path inside the job directory).
+    """
+    return FieldSpec(default=default, default_factory=default_factory, groups=groups)
+
+
+class Tagged:
+    """A value marked as a tag by `tag(value)`; unwrapped when assigned."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def tag(value: Any) -> Any:
+    """Mark a value given to `.C(...)` as a tag: shown with the job, not part of the identity."""
+    return Tagged(value)
+
+
+def copy_default(value: Any) -> Any:
+    """Defaults that are containers are copied so that configs never share them."""
+    if isinstance(value, (list, dict, set)):
+        return copy.deepcopy(value)
+    return value

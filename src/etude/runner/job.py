@@ -1,0 +1,75 @@
+"""What runs inside a job process (started as `python NAME.py` in the job folder)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from ..config import Task
+from ..config.serialize import load
+from ..workspace import JobDir, Workspace, current_workspace, read_json, write_json_atomic
+from ..workspace.layout import short_name
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError) as exc:  # a closed stream: nothing left to lose
+            print(f"etude: cannot flush {stream!r}: {exc}", file=sys.__stderr__)
+
+
+def _fail(job: JobDir, exc: BaseException, started: float) -> int:
+    record: dict[str, Any] = {
+        "reason": "error",
+        "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        "started": started,
+        "ended": time.time(),
+    }
+    traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    _flush()
+    write_json_atomic(job.failed, record)
+    return 1
+
+
+def _prepare(job: JobDir) -> Task:
+    params = read_json(job.params)
+    for entry in reversed(params.get("sys_path", [])):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+    current_workspace.set(Workspace(params["workspace"]))
+    task, _ = load(params["config"])
+    if not isinstance(task, Task):
+        raise TypeError(f"{job.params}: the root object is {type(task).__name__}, not a Task.")
+    task.__taskdir__ = job.path  # type: ignore[attr-defined]
+    task.__maintaskdir__ = job.path  # type: ignore[attr-defined]
+    task.__tags__ = dict(params.get("tags", {}))  # type: ignore[attr-defined]
+    return task
+
+
+def run_job(script: str | os.PathLike[str]) -> int:
+    """Run the job whose `NAME.py` is `script`; return the process exit status.
+
+    Writes `.etude/done.json` after `execute()` returns, or `.etude/failed.json` (with the
+    exception and traceback, also printed to `NAME.err`) if anything raises.
+    """
+    path = Path(script).resolve()
+    job = JobDir(path.parent, short_name(path.stem))
+    started = time.time()
+    try:
+        task = _prepare(job)
+        os.chdir(job.path)
+        for init in task._etude.init_tasks:
+            init.execute()
+        task.execute()
+    except BaseException as exc:
+        return _fail(job, exc, started)
+    _flush()
+    write_json_atomic(job.done, {"started": started, "ended": time.time()})
+    return 0

@@ -1,0 +1,327 @@
+"""The scheduler thread: starts jobs whose dependencies are done, follows them to the end.
+
+Every job folder has a lock (see `etude.workspace.locks`). To run a job the scheduler takes the
+lock and hands the same descriptor to the job process, so the lock is held exactly while the job
+runs, whichever process dies first. A job whose lock is held elsewhere is running in another
+experiment process: it is polled until the lock is free, then its markers say how it ended.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import queue
+import shutil
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ..launchers import LaunchedJob, LaunchRequest
+from ..workspace import FileLock, read_json, write_json_atomic
+from ..workspace.atomic import CorruptFileError
+from .job import DONE, ERROR, FINAL, RUNNING, WAITING, Job
+
+logger = logging.getLogger("etude.scheduler")
+
+POLL_INTERVAL = 0.2  # seconds between checks of jobs held by another process
+
+
+class Reporter(Protocol):
+    def job_changed(self, job: Job) -> None: ...
+
+
+class Scheduler:
+    """Runs the jobs of one experiment. Thread-safe: `add()` may be called from any thread."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+        self.jobs: list[Job] = []
+        self.callback_errors: list[str] = []
+        self._cond = threading.Condition()
+        self._pending: list[Job] = []
+        self._elsewhere: list[Job] = []
+        self._exited: list[tuple[Job, int]] = []
+        self._running: dict[int, int] = {}
+        self._callbacks: queue.SimpleQueue[tuple[Job, Callable[[], Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._callbacks_pending = 0
+        self._stopping = False
+        self._accepting = True
+        self._context: contextvars.Context | None = None
+        self._threads: list[threading.Thread] = []
+
+    # -- public -----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the scheduler and callback threads; callbacks run in the caller's context."""
+        self._context = contextvars.copy_context()
+        for target, name in ((self._loop, "etude-scheduler"), (self._run_callbacks, "etude-callbacks")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def add(self, job: Job) -> None:
+        with self._cond:
+            self.jobs.append(job)
+            if job.state in FINAL:
+                self._finish(job, job.state, job.reason, job.message)
+            else:
+                self._pending.append(job)
+            self._cond.notify_all()
+
+    def idle(self) -> bool:
+        """True when every job has ended and no callback is queued or running."""
+        with self._cond:
+            return self._idle()
+
+    def _idle(self) -> bool:
+        return (
+            not self._exited
+            and self._callbacks_pending == 0
+            and all(job.state in FINAL for job in self.jobs)
+        )
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until idle (or `timeout`); return whether it is idle."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not self._idle():
+                remaining = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        return True
+
+    def stop_scheduling(self) -> None:
+        """Start no new job (running ones go on)."""
+        with self._cond:
+            self._accepting = False
+            self._cond.notify_all()
+
+    def terminate_running(self) -> None:
+        """Send SIGTERM to the jobs this scheduler started and that still run."""
+        with self._cond:
+            running = [job for job in self.jobs if job.state == RUNNING and job.process]
+        for job in running:
+            assert job.process is not None
+            try:
+                job.process.terminate()
+            except ProcessLookupError:
+                pass
+
+    def close(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._callbacks.put(None)
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    # -- the loop ---------------------------------------------------------------------------
+    def _loop(self) -> None:
+        next_poll = 0.0
+        with self._cond:
+            while not self._stopping:
+                try:
+                    self._handle_exits()
+                    now = time.monotonic()
+                    if self._elsewhere and now >= next_poll:
+                        self._poll_elsewhere()
+                        next_poll = now + POLL_INTERVAL
+                    if self._accepting:
+                        self._schedule()
+                except Exception:  # keep scheduling the other jobs; this one is reported
+                    logger.exception("etude scheduler: unexpected error")
+                self._cond.wait(POLL_INTERVAL if self._elsewhere else 1.0)
+
+    def _schedule(self) -> None:
+        waiting: list[Job] = []
+        for job in self._pending:
+            failed = next((d for d in job.dependencies if d.state == ERROR), None)
+            if failed is not None:
+                self._fail_dependency(job, failed)
+            elif any(d.state != DONE for d in job.dependencies):
+                waiting.append(job)
+            elif self._running.get(id(job.launcher), 0) >= job.launcher.max_jobs:
+                waiting.append(job)
+            else:
+                self._claim(job)
+        self._pending = waiting
+
+    def _claim(self, job: Job) -> None:
+        lock = FileLock(job.dir.lock)
+        if not lock.try_acquire():
+            if not job.elsewhere:
+                job.elsewhere = True
+                self.reporter.job_changed(job)
+            self._elsewhere.append(job)
+            return
+        if self._adopt_outcome(job, lock):
+            return
+        self._launch(job, lock)
+
+    def _adopt_outcome(self, job: Job, lock: FileLock) -> bool:
+        """With the lock held: finish `job` if it ended (done, or failed since we submitted)."""
+        if job.dir.is_done():
+            lock.release()
+            job.reused = True
+            self._finish(job, DONE)
+            return True
+        record = _read_record(job.dir.failed)
+        if record is not None and os.path.getmtime(job.dir.failed) >= job.submitted_at:
+            lock.release()
+            self._finish(job, ERROR, str(record.get("reason", "error")), record.get("message"))
+            return True
+        return False
+
+    def _poll_elsewhere(self) -> None:
+        still: list[Job] = []
+        for job in self._elsewhere:
+            lock = FileLock(job.dir.lock)
+            if not lock.try_acquire():
+                still.append(job)
+            elif not self._adopt_outcome(job, lock):
+                # The other process died without an outcome: run the job here.
+                lock.release()
+                job.elsewhere = False
+                self._pending.append(job)
+        self._elsewhere = still
+
+    def _launch(self, job: Job, lock: FileLock) -> None:
+        assert lock.fd is not None
+        _archive(job)
+        request = LaunchRequest(
+            job_id=job.id,
+            cwd=job.path,
+            argv=[sys.executable, str(job.dir.script)],
+            env={**os.environ, **job.environ},
+            stdout=job.dir.stdout,
+            stderr=job.dir.stderr,
+            keep_fds=(lock.fd,),
+            options=dict(job.launcher_options),
+        )
+        try:
+            process = job.launcher.launch(request)
+        except OSError as exc:
+            write_json_atomic(job.dir.failed, _failure("error", f"cannot start the job: {exc}"))
+            lock.release()
+            self._finish(job, ERROR, "error", f"cannot start the job: {exc}")
+            return
+        job.started_at = time.time()
+        write_json_atomic(
+            job.dir.process,
+            {
+                "pid": process.pid,
+                "host": socket.gethostname(),
+                "create_time": job.started_at,
+                "started": job.started_at,
+                **job.launcher.describe(),
+            },
+        )
+        lock.release()  # the job process holds the lock through its inherited descriptor
+        job.process = process
+        job.state = RUNNING
+        job.elsewhere = False
+        self._running[id(job.launcher)] = self._running.get(id(job.launcher), 0) + 1
+        self.reporter.job_changed(job)
+        watcher = threading.Thread(target=self._watch, args=(job, process), daemon=True)
+        watcher.start()
+
+    def _watch(self, job: Job, process: LaunchedJob) -> None:
+        status = process.wait()
+        with self._cond:
+            self._exited.append((job, status))
+            self._cond.notify_all()
+
+    def _handle_exits(self) -> None:
+        exited, self._exited = self._exited, []
+        for job, status in exited:
+            self._running[id(job.launcher)] -= 1
+            if job.dir.is_done():
+                self._finish(job, DONE)
+                continue
+            record = _read_record(job.dir.failed)
+            if record is None:
+                how = f"signal {-status}" if status < 0 else f"exit status {status}"
+                message = f"the job process ended ({how}) without writing done or failed"
+                record = _failure("killed", message, exit_status=status)
+                write_json_atomic(job.dir.failed, record)
+            self._finish(job, ERROR, str(record.get("reason", "error")), record.get("message"))
+
+    def _fail_dependency(self, job: Job, dependency: Job) -> None:
+        message = f"dependency {dependency.name} failed ({dependency.reason})"
+        lock = FileLock(job.dir.lock)
+        if lock.try_acquire():
+            try:
+                _archive(job)
+                write_json_atomic(job.dir.failed, _failure("dependency", message))
+            finally:
+                lock.release()
+        self._finish(job, ERROR, "dependency", message)
+
+    def _finish(
+        self, job: Job, state: str, reason: str | None = None, message: str | None = None
+    ) -> None:
+        job.state = state
+        job.reason = reason
+        job.message = message
+        job.ended_at = time.time()
+        self.reporter.job_changed(job)
+        if state == DONE:
+            job.take_callbacks(self._queue_callback)
+        self._cond.notify_all()
+
+    # -- callbacks --------------------------------------------------------------------------
+    def _queue_callback(self, job: Job, callback: Callable[[], Any]) -> None:
+        with self._cond:
+            self._callbacks_pending += 1
+        self._callbacks.put((job, callback))
+
+    def _run_callbacks(self) -> None:
+        while True:
+            item = self._callbacks.get()
+            if item is None:
+                return
+            job, callback = item
+            try:
+                assert self._context is not None
+                self._context.copy().run(callback)
+            except Exception:
+                text = traceback.format_exc()
+                logger.error("callback %r of job %s raised:\n%s", callback, job.name, text)
+                self.callback_errors.append(f"callback of {job.name} raised:\n{text}")
+            finally:
+                with self._cond:
+                    self._callbacks_pending -= 1
+                    self._cond.notify_all()
+
+
+def _failure(reason: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"reason": reason, "message": message, "ended": time.time(), **extra}
+
+
+def _read_record(path: Any) -> dict[str, Any] | None:
+    try:
+        record = read_json(path)
+    except FileNotFoundError:
+        return None
+    except CorruptFileError as exc:
+        logger.warning("ignoring %s", exc)
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _archive(job: Job) -> None:
+    """Move the markers of an earlier attempt to `.etude/history/` before a new one."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for marker in (job.dir.failed, job.dir.process):
+        if marker.exists():
+            job.dir.history.mkdir(exist_ok=True)
+            shutil.move(str(marker), job.dir.history / f"{stamp}-{os.getpid()}-{marker.name}")
+    if job.state != WAITING:
+        job.state = WAITING

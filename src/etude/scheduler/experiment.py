@@ -1,0 +1,348 @@
+"""`experiment(workdir, name)`: the context in which tasks are submitted and run."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterable
+from contextvars import Token
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from ..config import (
+    Config,
+    ConfigError,
+    LightweightTask,
+    ScriptLoadStop,
+    Task,
+    check_required,
+    collect_tags,
+    current_submitter,
+    digest,
+    loading_script,
+    schema_of,
+    type_name,
+    walk,
+)
+from ..config.serialize import dump
+from ..launchers import DirectLauncher, Launcher
+from ..workspace import Workspace, current_workspace, write_atomic, write_json_atomic
+from ..workspace.layout import short_name
+from .hooks import hooks_for
+from .job import DONE, ERROR, Job
+from .plan import DryRunPlan
+from .engine import Scheduler
+from .progress import Progress
+
+JOB_SCRIPT = """\
+# etude job {type_name} {job_id}
+# Run it again by hand with: {python} {script}
+import sys
+
+from etude.runner import run_job
+
+sys.exit(run_job(__file__))
+"""
+
+
+class ExperimentFailed(RuntimeError):
+    """Raised when an experiment ends with failed jobs; `.jobs` lists them."""
+
+    def __init__(self, jobs: list[Job], callback_errors: list[str]) -> None:
+        lines = [f"{len(jobs)} job(s) failed:"] if jobs else []
+        for job in jobs:
+            lines.append(f"  {job.name}: {job.reason}: {job.message or ''}".rstrip(": "))
+            lines.append(f"    log: {job.dir.stderr}")
+        lines.extend(callback_errors)
+        super().__init__("\n".join(lines))
+        self.jobs = jobs
+
+
+def _dry_run_default() -> bool:
+    return os.environ.get("ETUDE_DRY_RUN", "").lower() in ("1", "true", "yes")
+
+
+class Experiment:
+    """A run of an experiment script: submits tasks into a workspace and waits for them.
+
+    Use through `experiment(workdir, name)`. `launcher` is the default for tasks submitted
+    without one (a `DirectLauncher` by default). With `dry_run=True` (or `ETUDE_DRY_RUN=1`)
+    nothing is written or run: the experiment prints which jobs would run and why.
+    """
+
+    def __init__(
+        self,
+        workdir: str | os.PathLike[str],
+        name: str,
+        *,
+        launcher: Launcher | None = None,
+        dry_run: bool | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+            raise ValueError(
+                f"experiment name {name!r}: use a non-empty name without '/' (e.g. 'mnist')."
+            )
+        if launcher is not None and not isinstance(launcher, Launcher):
+            raise TypeError(
+                f"experiment(launcher=...): expected a Launcher such as DirectLauncher(), got "
+                f"{type(launcher).__name__}."
+            )
+        self.workspace = Workspace(workdir)
+        self.name = name
+        self.launcher = launcher or DirectLauncher()
+        self.dry_run = _dry_run_default() if dry_run is None else dry_run
+        self.progress = progress or Progress()
+        self.scheduler = Scheduler(self.progress)
+        self.plan = DryRunPlan()
+        self._jobs: dict[str, Job] = {}
+        self._tokens: list[Token[Any]] = []
+        self.started_at = time.time()
+
+    # -- context ----------------------------------------------------------------------------
+    def __enter__(self) -> Experiment:
+        if loading_script():
+            raise ScriptLoadStop()
+        self._tokens = [current_submitter.set(self), current_workspace.set(self.workspace)]
+        if not self.dry_run:
+            self.workspace.jobs.mkdir(parents=True, exist_ok=True)
+            self._write_record(running=True)
+            self.scheduler.start()
+            self.progress.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self.dry_run:
+                if exc_type is None:
+                    self.plan.print(self.workspace)
+                return
+            self._finish(exc_type)
+        finally:
+            for var, token in zip((current_submitter, current_workspace), self._tokens):
+                var.reset(token)  # type: ignore[arg-type]
+        if exc_type is None:
+            failed = [job for job in self.scheduler.jobs if job.state == ERROR]
+            if failed or self.scheduler.callback_errors:
+                raise ExperimentFailed(failed, self.scheduler.callback_errors)
+
+    def _finish(self, exc_type: type[BaseException] | None) -> None:
+        try:
+            if exc_type is None:
+                self.scheduler.wait()
+            else:
+                self.scheduler.stop_scheduling()
+                if issubclass(exc_type, KeyboardInterrupt):
+                    self.scheduler.terminate_running()
+        except KeyboardInterrupt:
+            self.scheduler.stop_scheduling()
+            self.scheduler.terminate_running()
+            raise
+        finally:
+            self.scheduler.close()
+            self.progress.stop()
+            self._write_record(running=False)
+
+    def wait(self) -> None:
+        """Wait until every job submitted so far has ended (without leaving the context)."""
+        if not self.dry_run:
+            self.scheduler.wait()
+
+    @property
+    def jobs(self) -> list[Job]:
+        return list(self._jobs.values())
+
+    # -- submit -----------------------------------------------------------------------------
+    def submit(
+        self,
+        task: Task,
+        *,
+        launcher: Launcher | None,
+        init_tasks: Iterable[LightweightTask],
+        max_retries: int | None,
+    ) -> Any:
+        """Register `task` as a job (see `Task.submit`); returns `task.task_outputs(dep)`."""
+        if task._etude.job is not None and task._etude.job.id in self._jobs:
+            return task.task_outputs(_marker(task))
+        job = self._make_job(task, launcher, tuple(init_tasks), max_retries)
+        existing = self._jobs.get(job.id)
+        if existing is not None:
+            task._etude.job = existing
+            return task.task_outputs(_marker(task))
+        self._jobs[job.id] = job
+        task._etude.job = job
+        if task._etude.completed_callbacks:
+            for callback in task._etude.completed_callbacks:
+                job.add_completed_callback(callback)
+            task._etude.completed_callbacks = None
+        if self.dry_run:
+            self.plan.add(job)
+        else:
+            self._register(job)
+        return task.task_outputs(_marker(task))
+
+    def _make_job(
+        self,
+        task: Task,
+        launcher: Launcher | None,
+        init_tasks: tuple[LightweightTask, ...],
+        max_retries: int | None,
+    ) -> Job:
+        if not isinstance(task, Task):
+            raise TypeError(f"submit() takes a Task, got {type(task).__name__}.")
+        if launcher is not None and not isinstance(launcher, Launcher):
+            raise TypeError(
+                f"{type(task).__qualname__}.submit(launcher=...): expected a Launcher such as "
+                f"DirectLauncher(max_jobs=2), got {type(launcher).__name__}."
+            )
+        for i, init in enumerate(init_tasks):
+            if not isinstance(init, LightweightTask):
+                raise ConfigError(
+                    f"{type(task).__qualname__}.submit(init_tasks=[...]): item {i} is a "
+                    f"{type(init).__name__}; init tasks must be LightweightTask configurations."
+                )
+        state = task._etude
+        if state.sealed and init_tasks and init_tasks != state.init_tasks:
+            raise ConfigError(
+                f"{type(task).__qualname__} was already submitted with other init tasks; build "
+                "a new configuration to submit it with these."
+            )
+        if not state.sealed:
+            state.init_tasks = init_tasks
+        tname = type_name(type(task))
+        root = short_name(tname)
+        nodes = walk(task, root)
+        check_required(nodes)
+        job_id = digest(task).hex()
+        folder = self.workspace.job_dir(tname, job_id)
+        for _, cfg in nodes:
+            if not cfg._etude.sealed:
+                _generate_paths(cfg, folder.path)
+        for _, cfg in nodes:
+            cfg._etude.sealed = True
+        job = Job(task, job_id, tname, folder, launcher or self.launcher, max_retries)
+        job.tags = collect_tags(nodes)
+        job.dependencies = self._dependencies(task, nodes)
+        for hook in hooks_for({type(cfg) for _, cfg in nodes}):
+            hook.process(job, job.launcher)
+        job.config_params = dump(task, root_path=root)  # raises before anything is written
+        return job
+
+    def _dependencies(self, task: Task, nodes: list[tuple[str, Config]]) -> list[Job]:
+        found: dict[str, Job] = {}
+        for path, cfg in nodes:
+            producer = cfg._etude.dep_task
+            if producer is None or producer is task:
+                continue
+            job = producer._etude.job
+            if job is None:
+                raise ConfigError(f"{path}: output of a task that was never submitted.")
+            if job.id not in self._jobs:  # submitted in another experiment object
+                producer.submit()
+                job = producer._etude.job
+            found[job.id] = job
+        return list(found.values())
+
+    def _register(self, job: Job) -> None:
+        if job.dir.is_done():
+            job.state = DONE
+            job.reused = True
+        else:
+            folder = job.dir
+            folder.meta.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(folder.params, self._job_params(job))
+            script = JOB_SCRIPT.format(
+                type_name=job.type_name, job_id=job.id, python=sys.executable, script=folder.script
+            )
+            write_atomic(folder.script, script)
+            write_json_atomic(folder.scheduled, _process_record(self.name))
+        self.scheduler.add(job)
+
+    def _job_params(self, job: Job) -> dict[str, Any]:
+        return {
+            "id": job.id,
+            "type": job.type_name,
+            "workspace": str(self.workspace.path),
+            "experiment": self.name,
+            "tags": {k: _plain(v) for k, v in job.tags.items()},
+            "dependencies": [d.id for d in job.dependencies],
+            "config": job.config_params,
+        }
+
+    def _write_record(self, *, running: bool) -> None:
+        folder = self.workspace.experiments / self.name
+        folder.mkdir(parents=True, exist_ok=True)
+        record = {
+            "name": self.name,
+            "workspace": str(self.workspace.path),
+            "started": self.started_at,
+            "ended": None if running else time.time(),
+            "process": _process_record(self.name),
+            "jobs": [
+                {"id": job.id, "task": job.type_name, "path": str(job.path)}
+                for job in self._jobs.values()
+            ],
+        }
+        write_json_atomic(folder / "run.json", record)
+
+
+def experiment(
+    workdir: str | os.PathLike[str],
+    name: str,
+    *,
+    launcher: Launcher | None = None,
+    dry_run: bool | None = None,
+) -> Experiment:
+    """Open an experiment named `name` in the workspace folder `workdir`.
+
+    Inside `with experiment(...) as xp:`, `task.submit()` registers jobs; jobs start as soon
+    as their dependencies are done. Leaving the block waits for every job and raises
+    `ExperimentFailed` if one failed.
+    """
+    return Experiment(workdir, name, launcher=launcher, dry_run=dry_run)
+
+
+def _marker(task: Task) -> Any:
+    def dep(value: Any) -> Any:
+        if isinstance(value, Config):
+            state = value._etude
+            state.dep_task = task
+            if value is not task:
+                state.dep_digest = digest(task)
+                if task._etude.job is not None and task._etude.job.tags:
+                    state.tags = {**task._etude.job.tags, **(state.tags or {})}
+        return value
+
+    return dep
+
+
+def _generate_paths(cfg: Config, jobpath: Path) -> None:
+    values = cfg.__dict__
+    for name, f in schema_of(type(cfg)).fields.items():
+        if f.generator is not None and name not in values:
+            values[name] = f.generator.generate(jobpath)
+
+
+def _process_record(experiment_name: str) -> dict[str, Any]:
+    import psutil  # lazily: only the experiment process needs it, not job processes
+
+    return {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "create_time": psutil.Process().create_time(),
+        "experiment": experiment_name,
+    }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)

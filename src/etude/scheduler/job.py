@@ -1,0 +1,86 @@
+"""A job: one submitted task, its folder, its dependencies and its state in this experiment."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..config import Task
+from ..workspace import JobDir
+
+if TYPE_CHECKING:
+    from ..launchers import LaunchedJob, Launcher
+
+# States of a job inside an experiment (the folder's states are in etude.workspace.status).
+WAITING = "waiting"  # dependencies or a free slot
+RUNNING = "running"
+DONE = "done"
+ERROR = "error"
+FINAL = (DONE, ERROR)
+
+
+class Job:
+    """A task submitted in an experiment. `environ` and `launcher_options` are for hooks."""
+
+    def __init__(
+        self,
+        task: Task,
+        job_id: str,
+        type_name: str,
+        folder: JobDir,
+        launcher: Launcher,
+        max_retries: int | None,
+    ) -> None:
+        self.task = task
+        self.id = job_id
+        self.type_name = type_name
+        self.dir = folder
+        self.launcher = launcher
+        self.max_retries = max_retries
+        self.environ: dict[str, str] = {}
+        self.launcher_options: dict[str, Any] = {}
+        self.dependencies: list[Job] = []
+        self.tags: dict[str, Any] = {}
+        self.config_params: dict[str, Any] = {}
+        self.state = WAITING
+        self.reason: str | None = None
+        self.message: str | None = None
+        self.reused = False  # already done before this experiment
+        self.elsewhere = False  # another process holds its lock
+        self.process: LaunchedJob | None = None
+        self.submitted_at = time.time()
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self._callbacks: list[Callable[[], Any]] = []
+        self._lock = threading.Lock()
+        self._on_callback: Callable[[Job, Callable[[], Any]], None] | None = None
+
+    @property
+    def path(self) -> Path:
+        return self.dir.path
+
+    @property
+    def name(self) -> str:
+        return f"{self.dir.task_name}/{self.id[:12]}"
+
+    def add_completed_callback(self, callback: Callable[[], Any]) -> None:
+        """Run `callback()` once the job is done (at once, in the callback thread, if it is)."""
+        with self._lock:
+            if self.state != DONE or self._on_callback is None:
+                self._callbacks.append(callback)
+                return
+        self._on_callback(self, callback)
+
+    def take_callbacks(self, runner: Callable[[Job, Callable[[], Any]], None]) -> None:
+        """Hand pending callbacks to `runner`; later ones go there directly."""
+        with self._lock:
+            callbacks, self._callbacks = self._callbacks, []
+            self._on_callback = runner
+        for callback in callbacks:
+            runner(self, callback)
+
+    def __repr__(self) -> str:
+        return f"<Job {self.name} {self.state}{f' ({self.reason})' if self.reason else ''}>"

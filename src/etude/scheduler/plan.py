@@ -1,0 +1,57 @@
+"""Dry runs: which jobs an experiment would run, and why, without touching anything."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import IO
+
+from ..workspace import Workspace, is_locked, read_status
+from .job import Job
+
+
+@dataclass
+class PlannedJob:
+    job: Job
+    action: str  # "run", "reuse" or "wait"
+    why: str
+
+
+class DryRunPlan:
+    """Collects submitted jobs and what a real run would do with each."""
+
+    def __init__(self) -> None:
+        self.entries: list[PlannedJob] = []
+        self._by_id: dict[str, PlannedJob] = {}
+
+    def add(self, job: Job) -> PlannedJob:
+        folder = job.dir
+        if folder.is_done():
+            entry = PlannedJob(job, "reuse", "done before")
+        elif is_locked(folder.lock):
+            entry = PlannedJob(job, "wait", "running in another process")
+        elif folder.failed.exists():
+            status = read_status(folder)
+            entry = PlannedJob(job, "run", f"failed before ({status.reason or 'error'})")
+        elif folder.process.exists():
+            entry = PlannedJob(job, "run", "started before but never finished")
+        elif folder.params.exists():
+            entry = PlannedJob(job, "run", "submitted before but never started")
+        else:
+            entry = PlannedJob(job, "run", "new")
+        waits_on = [d.name for d in job.dependencies if self._by_id[d.id].action != "reuse"]
+        if waits_on and entry.action == "run":
+            entry.why += f"; after {', '.join(waits_on)}"
+        self.entries.append(entry)
+        self._by_id[job.id] = entry
+        return entry
+
+    def print(self, workspace: Workspace, stream: IO[str] | None = None) -> None:
+        out = stream or sys.stdout
+        runs = sum(1 for e in self.entries if e.action == "run")
+        print(
+            f"etude dry run in {workspace.path}: {runs} of {len(self.entries)} job(s) would run",
+            file=out,
+        )
+        for entry in self.entries:
+            print(f"  {entry.action:<5} {entry.job.name:<40} {entry.why}", file=out)

@@ -1,0 +1,90 @@
+"""What an experiment shows while it runs: a live summary on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections import Counter
+from typing import IO, Any
+
+from .job import DONE, ERROR, RUNNING, WAITING, Job
+
+
+def _describe(job: Job) -> str:
+    if job.state == DONE:
+        return "done (reused)" if job.reused else "done"
+    if job.state == ERROR:
+        return f"error ({job.reason})"
+    if job.state == WAITING and job.elsewhere:
+        return "waiting (running in another process)"
+    return job.state
+
+
+class Progress:
+    """Reports job changes. On a TTY: a live table (rich); else one line per change."""
+
+    def __init__(self, stream: IO[str] | None = None, live: bool | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.live = self.stream.isatty() if live is None else live
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        self._display: Any = None
+        self._console: Any = None
+
+    def start(self) -> None:
+        if not self.live:
+            return
+        # rich is imported only for a terminal: job processes and scripts piping output skip it.
+        from rich.console import Console
+        from rich.live import Live
+
+        self._console = Console(file=self.stream)
+        self._display = Live(
+            self._render(), console=self._console, refresh_per_second=4, transient=True
+        )
+        self._display.start()
+
+    def stop(self) -> None:
+        if self._display is not None:
+            self._display.stop()
+            self._display = None
+        if self._jobs:
+            self._line(f"etude: {self.summary()}")
+
+    def summary(self) -> str:
+        with self._lock:
+            counts = Counter(job.state for job in self._jobs.values())
+            reused = sum(1 for job in self._jobs.values() if job.reused)
+        parts = [f"{counts.get(s, 0)} {s}" for s in (DONE, RUNNING, WAITING, ERROR) if counts.get(s)]
+        text = ", ".join(parts) or "no jobs"
+        return text + (f" ({reused} reused)" if reused else "")
+
+    def job_changed(self, job: Job) -> None:
+        with self._lock:
+            self._jobs[job.id] = job
+        if job.state == ERROR:
+            self._line(f"etude: {job.name} failed: {job.reason}: {job.message or ''}".rstrip(": "))
+            self._line(f"       log: {job.dir.stderr}")
+        elif self._display is not None:
+            self._display.update(self._render())
+        elif job.state != WAITING or job.elsewhere:
+            self._line(f"etude: {job.name} {_describe(job)}")
+
+    def _line(self, text: str) -> None:
+        if self._console is not None:
+            self._console.print(text, markup=False, highlight=False)
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def _render(self) -> Any:
+        from rich.table import Table
+
+        table = Table.grid(padding=(0, 2))
+        with self._lock:
+            running = [job for job in self._jobs.values() if job.state == RUNNING]
+        table.add_row(f"[bold]etude[/bold] {self.summary()}")
+        for job in running[:8]:
+            table.add_row(f"  running {job.name}")
+        if len(running) > 8:
+            table.add_row(f"  ... and {len(running) - 8} more")
+        return table

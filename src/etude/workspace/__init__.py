@@ -1,0 +1,26 @@
+"""Workspace layout, atomic markers, locks and job states on disk."""
+
+from .atomic import CorruptFileError, read_json, write_atomic, write_json_atomic
+from .cache import cache
+from .layout import JobDir, Workspace, WorkspaceError, current_workspace, short_name
+from .locks import FileLock, is_locked
+from .status import STATES, JobStatus, process_alive, read_status
+
+__all__ = [
+    "STATES",
+    "CorruptFileError",
+    "FileLock",
+    "JobDir",
+    "JobStatus",
+    "Workspace",
+    "WorkspaceError",
+    "cache",
+    "current_workspace",
+    "is_locked",
+    "process_alive",
+    "read_json",
+    "read_status",
+    "short_name",
+    "write_atomic",
+    "write_json_atomic",
+]

@@ -1,0 +1,51 @@
+"""Atomic file writes: a reader sees the old content or the new one, never a half-written file."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write `data` to a temporary file beside `path` (pid + random name), fsync, then rename."""
+    if isinstance(data, str):
+        data = data.encode()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    write_atomic(path, json.dumps(value, indent=1, sort_keys=True) + "\n")
+
+
+class CorruptFileError(ValueError):
+    """A workspace file exists but cannot be read (truncated, garbage, wrong shape)."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file; raises FileNotFoundError, or CorruptFileError naming the path."""
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise CorruptFileError(path, f"cannot be read ({exc})") from exc
+    try:
+        return json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CorruptFileError(path, f"is not valid JSON ({exc})") from exc

@@ -1,0 +1,153 @@
+"""Where things live in a workspace folder.
+
+```
+WORKSPACE/
+  jobs/QUALIFIED_NAME/JOB_ID/      one folder per job (see JobDir)
+  experiments/NAME/run.json        the jobs of the experiment's latest run
+  config/QUALIFIED_NAME/ID/        @cache folders of configurations
+```
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextvars import ContextVar
+from pathlib import Path
+
+ETUDE_DIR = ".etude"
+
+
+class WorkspaceError(ValueError):
+    """A workspace path or a job reference that does not resolve."""
+
+
+class JobDir:
+    """The folder of one job: its outputs, `NAME.py/.out/.err`, and `.etude/` book-keeping."""
+
+    __slots__ = ("name", "path")
+
+    def __init__(self, path: Path, name: str) -> None:
+        self.path = path
+        self.name = name
+
+    @property
+    def meta(self) -> Path:
+        return self.path / ETUDE_DIR
+
+    @property
+    def params(self) -> Path:
+        return self.path / ETUDE_DIR / "params.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.path / ETUDE_DIR / "lock"
+
+    @property
+    def done(self) -> Path:
+        return self.path / ETUDE_DIR / "done.json"
+
+    @property
+    def failed(self) -> Path:
+        return self.path / ETUDE_DIR / "failed.json"
+
+    @property
+    def process(self) -> Path:
+        return self.path / ETUDE_DIR / "process.json"
+
+    @property
+    def scheduled(self) -> Path:
+        return self.path / ETUDE_DIR / "scheduled.json"
+
+    @property
+    def history(self) -> Path:
+        return self.path / ETUDE_DIR / "history"
+
+    @property
+    def script(self) -> Path:
+        return self.path / f"{self.name}.py"
+
+    @property
+    def stdout(self) -> Path:
+        return self.path / f"{self.name}.out"
+
+    @property
+    def stderr(self) -> Path:
+        return self.path / f"{self.name}.err"
+
+    @property
+    def job_id(self) -> str:
+        return self.path.name
+
+    @property
+    def task_name(self) -> str:
+        return self.path.parent.name
+
+    def is_done(self) -> bool:
+        return os.path.exists(self.done)
+
+
+def short_name(type_name: str) -> str:
+    """`NAME` of the job files: the class name in lower case."""
+    return type_name.rsplit(".", 1)[-1].lower()
+
+
+class Workspace:
+    """A workspace folder; creating the object touches nothing on disk."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path).expanduser().absolute()
+
+    @property
+    def jobs(self) -> Path:
+        return self.path / "jobs"
+
+    @property
+    def experiments(self) -> Path:
+        return self.path / "experiments"
+
+    @property
+    def cache(self) -> Path:
+        return self.path / "config"
+
+    def job_dir(self, type_name: str, job_id: str) -> JobDir:
+        return JobDir(self.jobs / type_name.lower() / job_id, short_name(type_name))
+
+    def iter_job_dirs(self) -> Iterator[JobDir]:
+        """Every folder under jobs/TASK/ (valid or not), sorted by task then id."""
+        if not self.jobs.is_dir():
+            return
+        for task_dir in sorted(self.jobs.iterdir()):
+            if not task_dir.is_dir():
+                continue
+            name = short_name(task_dir.name)
+            for job in sorted(task_dir.iterdir()):
+                if job.is_dir():
+                    yield JobDir(job, name)
+
+    def find_job(self, reference: str) -> JobDir:
+        """The job whose identifier starts with `reference` (or whose folder is `reference`).
+
+        Raises `WorkspaceError` when none or several match, listing the candidates.
+        """
+        candidate = Path(reference)
+        if candidate.is_dir() and (candidate / ETUDE_DIR).is_dir():
+            resolved = candidate.resolve()
+            return JobDir(resolved, short_name(resolved.parent.name))
+        ref = reference.lower()
+        matches = [j for j in self.iter_job_dirs() if j.job_id.startswith(ref)]
+        if not matches:
+            raise WorkspaceError(
+                f"no job id starts with {reference!r} in {self.jobs}. List jobs with "
+                "`etude jobs list` (check --workspace)."
+            )
+        if len(matches) > 1:
+            shown = ", ".join(f"{j.task_name}/{j.job_id[:12]}" for j in matches[:5])
+            raise WorkspaceError(
+                f"{reference!r} matches {len(matches)} jobs ({shown}); give more characters."
+            )
+        return matches[0]
+
+
+#: The workspace of the running experiment or job (for `@cache`).
+current_workspace: ContextVar[Workspace | None] = ContextVar("etude_workspace", default=None)

@@ -1,0 +1,97 @@
+"""A job's state, read from the markers in its folder (the folder is the source of truth).
+
+Order matters: a done marker wins; a held lock means a process runs the job; a failure marker
+gives the reason; a process record without a marker and without a lock holder means the process
+died without a word (reason `killed`). Unreadable markers are reported, never fatal.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from .atomic import CorruptFileError, read_json
+from .layout import JobDir
+from .locks import is_locked
+
+DONE = "done"
+ERROR = "error"
+RUNNING = "running"
+WAITING = "waiting"
+UNSCHEDULED = "unscheduled"
+STATES = (DONE, ERROR, RUNNING, WAITING, UNSCHEDULED)
+
+
+@dataclass
+class JobStatus:
+    state: str
+    reason: str | None = None
+    message: str | None = None
+    pid: int | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def _read(path: Any, problems: list[str]) -> Any:
+    try:
+        value = read_json(path)
+    except FileNotFoundError:
+        return None
+    except CorruptFileError as exc:
+        problems.append(str(exc))
+        return None
+    if not isinstance(value, dict):
+        problems.append(f"{path}: expected a JSON object, found {type(value).__name__}")
+        return None
+    return value
+
+
+def process_alive(record: dict[str, Any]) -> bool:
+    """Whether the process described by `{pid, host, create_time}` still runs on this host."""
+    if record.get("host") not in (None, socket.gethostname()):
+        return True  # another machine: cannot tell, assume alive
+    pid = record.get("pid")
+    if not isinstance(pid, int):
+        return False
+    import psutil  # lazily: only listing needs it, not the job process
+
+    try:
+        proc = psutil.Process(pid)
+        started = record.get("create_time")
+        return started is None or abs(proc.create_time() - float(started)) < 1.0
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return False
+
+
+def read_status(job: JobDir) -> JobStatus:
+    """The state of `job` as anyone reading its folder sees it. Never raises for bad files."""
+    problems: list[str] = []
+    if os.path.exists(job.done):
+        if _read(job.done, problems) is not None:
+            return JobStatus(DONE, problems=problems)
+    if is_locked(job.lock):
+        record = _read(job.process, problems) or {}
+        pid = record.get("pid")
+        return JobStatus(RUNNING, pid=pid if isinstance(pid, int) else None, problems=problems)
+    failed = _read(job.failed, problems)
+    if failed is not None:
+        reason = failed.get("reason")
+        return JobStatus(
+            ERROR,
+            reason=reason if isinstance(reason, str) else "error",
+            message=str(failed.get("message") or ""),
+            problems=problems,
+        )
+    process = _read(job.process, problems)
+    if process is not None:
+        return JobStatus(
+            ERROR,
+            reason="killed",
+            message="the job process ended without writing done or failed (killed?)",
+            problems=problems,
+        )
+    scheduled = _read(job.scheduled, problems)
+    if scheduled is not None and process_alive(scheduled):
+        return JobStatus(WAITING, problems=problems)
+    return JobStatus(UNSCHEDULED, problems=problems)
