@@ -40,7 +40,7 @@ def _fail(job: JobDir, exc: BaseException, started: float) -> int:
 
 def _prepare(job: JobDir) -> Task:
     params = read_json(job.params)
-    for entry in reversed(params.get("sys_path", [])):
+    for entry in reversed(params["config"].get("sys_path", [])):
         if entry not in sys.path:
             sys.path.insert(0, entry)
     current_workspace.set(Workspace(params["workspace"]))

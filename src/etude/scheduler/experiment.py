@@ -42,7 +42,10 @@ JOB_SCRIPT = """\
 # Run it again by hand with: {python} {script}
 import sys
 
-from etude.runner import run_job
+# Python puts this folder first on sys.path; job outputs (or this file) must not shadow modules.
+del sys.path[0]
+
+from etude.runner import run_job  # noqa: E402
 
 sys.exit(run_job(__file__))
 """

@@ -1,0 +1,173 @@
+"""Experiments run real job processes: dependencies, reuse, failures, hooks, callbacks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import xp_tasks as t
+
+from etude import ExperimentFailed, experiment, identifier, tag
+from etude.launchers import DirectLauncher
+from etude.workspace import Workspace, read_status
+
+
+def lines(log: Path) -> list[str]:
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def test_dependency_runs_after_and_init_task_loads_shared_model(workspace: Path, tmp_path: Path):
+    log = tmp_path / "log"
+    with experiment(workspace, "xp") as xp:
+        model = t.Model.C(hidden=8)
+        loader = t.LearnAndLoad.C(model=model, lr=0.5, log=log).submit()
+        evaluation = t.EvaluateModel.C(model=model, log=log)
+        evaluation.submit(init_tasks=[loader])
+    assert lines(log) == ["learn 0.5", "evaluate 5.0"]
+    assert (evaluation.jobpath / "result.txt").read_text() == "5.0"
+    assert [j.state for j in xp.jobs] == ["done", "done"]
+
+
+def test_wrapped_output_depends_on_the_task(workspace: Path, tmp_path: Path):
+    log = tmp_path / "log"
+    with experiment(workspace, "xp"):
+        outs = [t.LearnWrapped.C(model=t.Model.C(), lr=lr, log=log).submit() for lr in (1.0, 2.0)]
+        evals = [t.EvaluateWeights.C(weights=o, log=log) for o in outs]
+        for e in evals:
+            e.submit()
+        # The wrapped outputs differ only through their producing task.
+        assert identifier(evals[0]) != identifier(evals[1])
+    assert sorted(lines(log)) == sorted(
+        ["learn 1.0", "learn 2.0", "evaluate-wrapped 10.0", "evaluate-wrapped 20.0"]
+    )
+
+
+def test_second_run_reuses_done_jobs(workspace: Path, tmp_path: Path):
+    log = tmp_path / "log"
+    for _ in range(2):
+        with experiment(workspace, "xp") as xp:
+            t.Learn.C(model=t.Model.C(), lr=0.1, log=log).submit()
+    assert lines(log) == ["learn 0.1"]
+    assert xp.jobs[0].reused
+
+
+def test_same_config_twice_in_one_experiment_is_one_job(workspace: Path, tmp_path: Path):
+    log = tmp_path / "log"
+    with experiment(workspace, "xp") as xp:
+        t.Learn.C(model=t.Model.C(), lr=0.1, log=log).submit()
+        t.Learn.C(model=t.Model.C(), lr=0.1, log=log).submit()
+    assert len(xp.jobs) == 1
+    assert lines(log) == ["learn 0.1"]
+
+
+def test_failure_is_reported_and_dependents_do_not_run(workspace: Path, tmp_path: Path):
+    log, flag = tmp_path / "log", tmp_path / "flag"
+    flag.touch()
+    with pytest.raises(ExperimentFailed) as failed:
+        with experiment(workspace, "xp"):
+            flaky = t.Flaky.C(name="a", flag=flag, log=log)
+            flaky.submit()
+            after = t.After.C(before=flaky, log=log)
+            after.submit()
+    message = str(failed.value)
+    assert "flaky" in message and "after" in message and "dependency" in message
+    assert lines(log) == ["flaky a"]
+    record = json.loads((flaky.jobpath / ".etude" / "failed.json").read_text())
+    assert record["reason"] == "error"
+    assert "flag" in record["message"] and "RuntimeError" in record["traceback"]
+    assert "RuntimeError" in (flaky.jobpath / "flaky.err").read_text()
+    dependent = read_status(Workspace(workspace).find_job(identifier(after)))
+    assert (dependent.state, dependent.reason) == ("error", "dependency")
+
+
+def test_rerun_retries_failed_jobs_and_keeps_history(workspace: Path, tmp_path: Path):
+    log, flag = tmp_path / "log", tmp_path / "flag"
+    flag.touch()
+    with pytest.raises(ExperimentFailed), experiment(workspace, "xp"):
+        flaky = t.Flaky.C(name="a", flag=flag, log=log)
+        flaky.submit()
+        t.After.C(before=flaky, log=log).submit()
+    flag.unlink()
+    with experiment(workspace, "xp") as xp:
+        flaky = t.Flaky.C(name="a", flag=flag, log=log)
+        flaky.submit()
+        t.After.C(before=flaky, log=log).submit()
+    assert lines(log) == ["flaky a", "flaky a", "after"]
+    assert all(j.state == "done" and not j.reused for j in xp.jobs)
+    history = list((flaky.jobpath / ".etude" / "history").iterdir())
+    assert any(p.name.endswith("failed.json") for p in history)
+
+
+def test_runtime_context_env_tags_and_hooks(workspace: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("ETUDE_TEST_VAR", "from-experiment")
+    with experiment(workspace, "xp"):
+        task = t.Inspect.C(x=tag(3), label="seen")
+        task.submit()
+    facts = json.loads((task.jobpath / "facts.json").read_text())
+    assert facts["cwd"] == str(task.jobpath) == facts["taskdir"] == facts["jobpath"]
+    assert facts["tags"] == {"x": 3}
+    assert facts["env"] == "from-experiment"
+    assert task.jobpath == Workspace(workspace).jobs / "xp_tasks.inspect" / identifier(task)
+
+
+def test_submit_hook_sets_environment_once_per_spec(workspace: Path):
+    t.needs_var.calls.clear()
+    with experiment(workspace, "xp"):
+        task = t.Index.C(collection=t.Collection.C(), other=t.OtherCollection.C())
+        task.submit()
+    assert t.needs_var.calls == ["java-11"]
+    assert (task.jobpath / "hook.txt").read_text() == "java-11"
+
+
+def test_on_completed_callback_can_submit_more_tasks(workspace: Path, tmp_path: Path):
+    log = tmp_path / "log"
+    seen: list[str] = []
+    with experiment(workspace, "xp") as xp:
+        learn = t.Learn.C(model=t.Model.C(), lr=3.0, log=log)
+        learn.submit()
+
+        def then() -> None:
+            seen.append("called")
+            t.After.C(before=learn, log=log).submit()
+
+        learn.on_completed(then)
+    assert seen == ["called"]
+    assert lines(log) == ["learn 3.0", "after"]
+    assert len(xp.jobs) == 2
+
+
+def test_cache_computes_once_under_the_workspace(workspace: Path, tmp_path: Path):
+    log = tmp_path / "log"
+    with experiment(workspace, "xp"):
+        terms = t.Terms.C(n=3)
+        first = t.UseTerms.C(terms=terms, log=log)
+        first.submit()
+        t.UseTerms.C(terms=terms, log=log).submit()  # same identity: one job
+        other = t.UseTerms.C(terms=t.Terms.C(n=3), log=tmp_path / "other-log")
+        other.submit()
+    assert lines(log) == ["compute 3"]
+    cached = Workspace(workspace).cache / "xp_tasks.terms" / identifier(terms) / "terms.txt"
+    assert cached.read_text() == "ttt"
+
+
+def test_max_jobs_bounds_parallel_jobs(workspace: Path, tmp_path: Path):
+    log = tmp_path / "log"
+    with experiment(workspace, "xp", launcher=DirectLauncher(max_jobs=1)):
+        for name in "abc":
+            t.Slow.C(name=name, seconds=0.2, log=log).submit()
+    events = sorted((float(line.split()[2]), line.split()[0]) for line in lines(log))
+    depth = 0
+    for _, kind in events:
+        depth += 1 if kind == "start" else -1
+        assert depth <= 1
+
+
+def test_killed_job_is_recorded_with_reason_killed(workspace: Path):
+    with pytest.raises(ExperimentFailed, match="killed"), experiment(workspace, "xp"):
+        task = t.SelfKill.C()
+        task.submit()
+    status = read_status(Workspace(workspace).find_job(identifier(task)))
+    assert (status.state, status.reason) == ("error", "killed")
+    record = json.loads((task.jobpath / ".etude" / "failed.json").read_text())
+    assert record["exit_status"] == -9
