@@ -188,3 +188,20 @@ class UseTerms(Task):
 
     def execute(self) -> None:
         Path("terms.txt").write_text(self.terms.load(self.log))
+
+
+class Inner(Config):
+    hidden: Param[int]
+
+
+class Holder(Config):
+    inner: Param[Inner]
+    child: Param[Config | None] = None
+
+
+class UsesHolder(Task):
+    holder: Param[Holder]
+    anything: Param[object] = None
+
+    def execute(self) -> None:
+        Path("ran").touch()

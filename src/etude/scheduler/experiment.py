@@ -17,6 +17,7 @@ from ..config import (
     ConfigError,
     LightweightTask,
     ScriptLoadStop,
+    SerializationError,
     Task,
     check_required,
     collect_tags,
@@ -224,7 +225,11 @@ class Experiment:
         root = short_name(tname)
         nodes = walk(task, root)
         check_required(nodes)
-        job_id = digest(task).hex()
+        try:
+            job_id = digest(task).hex()
+        except SerializationError:
+            dump(task, root_path=root)  # raises the same problem with the parameter's path
+            raise
         folder = self.workspace.job_dir(tname, job_id)
         for _, cfg in nodes:
             if not cfg._etude.sealed:
