@@ -67,6 +67,8 @@ class Progress:
             self._line(f"       log: {job.dir.stderr}")
         elif self._display is not None:
             self._display.update(self._render())
+        elif job.reused:
+            pass  # counted in the summary: a rerun of 10,000 done jobs stays one line
         elif job.state != WAITING or job.elsewhere:
             self._line(f"etude: {job.name} {_describe(job)}")
 
