@@ -107,8 +107,10 @@ def main() -> None:
 
     print("\n== second run (same configurations: every job is reused)")
     run(args.workspace, args.lrs)
-    print(f"\nAll jobs live under {args.workspace.resolve() / 'jobs'}; try `etude -w "
-          f"{args.workspace} jobs list`.")
+    print(
+        f"\nAll jobs live under {args.workspace.resolve() / 'jobs'}; try `etude -w "
+        f"{args.workspace} jobs list`."
+    )
 
 
 if __name__ == "__main__":

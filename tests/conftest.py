@@ -22,8 +22,14 @@ def workspace(tmp_path: Path) -> Path:
 def run_script(tmp_path: Path):
     """Write `source` to a script file and run it with this Python; return the completed process."""
 
-    def run(source: str, *args: str, name: str = "xp.py", check: bool = True,
-            env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def run(
+        source: str,
+        *args: str,
+        name: str = "xp.py",
+        check: bool = True,
+        env: dict[str, str] | None = None,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
         script = tmp_path / name
         script.write_text(textwrap.dedent(source))
         result = subprocess.run(
@@ -36,7 +42,8 @@ def run_script(tmp_path: Path):
         )
         if check and result.returncode != 0:
             raise AssertionError(
-                f"{script} exited {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+                f"{script} exited {result.returncode}\n"
+                f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
             )
         return result
 

@@ -11,9 +11,19 @@ EXAMPLES = Path(__file__).parent.parent / "examples"
 
 def test_quickstart_trains_evaluates_then_reuses_everything(tmp_path: Path):
     result = subprocess.run(
-        [sys.executable, EXAMPLES / "quickstart.py", "--workspace", tmp_path / "runs",
-         "--lrs", "0.01", "0.1"],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        [
+            sys.executable,
+            EXAMPLES / "quickstart.py",
+            "--workspace",
+            tmp_path / "runs",
+            "--lrs",
+            "0.01",
+            "0.1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     first, second = result.stdout.split("== second run")

@@ -33,7 +33,9 @@ def test_missing_required_value_names_its_full_path(workspace: Path):
 
 
 def test_wrong_type_and_unknown_name_fail_when_set():
-    with pytest.raises(ValidationError, match=r"Inner\.hidden: expected int, got '64' \(str\)\. Pass hidden=64"):
+    with pytest.raises(
+        ValidationError, match=r"Inner\.hidden: expected int, got '64' \(str\)\. Pass hidden=64"
+    ):
         t.Inner.C(hidden="64")
     with pytest.raises(UnknownParameterError, match="Did you mean 'hidden'"):
         t.Inner.C(hiden=3)
@@ -84,11 +86,15 @@ def test_generated_path_outside_a_task_raises():
 
 
 def test_submit_outside_an_experiment_raises():
-    with pytest.raises(ConfigError, match=r"outside an experiment.*with experiment\(workdir, name\)"):
+    with pytest.raises(
+        ConfigError, match=r"outside an experiment.*with experiment\(workdir, name\)"
+    ):
         t.Learn.C(model=t.Model.C(), lr=0.1, log=Path("log")).submit()
 
 
 def test_init_tasks_must_be_lightweight(workspace: Path, tmp_path: Path):
     with pytest.raises(ConfigError, match="init tasks must be LightweightTask"):
         with experiment(workspace, "xp"):
-            t.Learn.C(model=t.Model.C(), lr=0.1, log=tmp_path / "l").submit(init_tasks=[t.Model.C()])
+            t.Learn.C(model=t.Model.C(), lr=0.1, log=tmp_path / "l").submit(
+                init_tasks=[t.Model.C()]
+            )

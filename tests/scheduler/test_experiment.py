@@ -64,12 +64,11 @@ def test_same_config_twice_in_one_experiment_is_one_job(workspace: Path, tmp_pat
 def test_failure_is_reported_and_dependents_do_not_run(workspace: Path, tmp_path: Path):
     log, flag = tmp_path / "log", tmp_path / "flag"
     flag.touch()
-    with pytest.raises(ExperimentFailed) as failed:
-        with experiment(workspace, "xp"):
-            flaky = t.Flaky.C(name="a", flag=flag, log=log)
-            flaky.submit()
-            after = t.After.C(before=flaky, log=log)
-            after.submit()
+    with pytest.raises(ExperimentFailed) as failed, experiment(workspace, "xp"):
+        flaky = t.Flaky.C(name="a", flag=flag, log=log)
+        flaky.submit()
+        after = t.After.C(before=flaky, log=log)
+        after.submit()
     message = str(failed.value)
     assert "flaky" in message and "after" in message and "dependency" in message
     assert lines(log) == ["flaky a"]

@@ -51,9 +51,7 @@ def test_classes_defined_in_the_script_run_in_job_processes(tmp_path: Path, work
     assert [p.name for p in jobs] == ["race.work"]
 
 
-def test_script_without_main_guard_stops_at_the_experiment_in_jobs(
-    tmp_path: Path, workspace: Path
-):
+def test_script_without_main_guard_stops_at_the_experiment_in_jobs(tmp_path: Path, workspace: Path):
     script = write(
         tmp_path,
         "unguarded.py",
@@ -107,7 +105,9 @@ def test_second_process_waits_for_a_job_running_elsewhere(tmp_path: Path, worksp
         time.sleep(0.05)
     second = subprocess.run(
         [sys.executable, script, workspace, log, "2.0", "long"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     first.wait(timeout=60)
     assert second.returncode == 0, second.stderr
@@ -153,7 +153,9 @@ def test_dry_run_lists_what_would_run_and_why_without_writing(tmp_path: Path, wo
     before = sorted(p.relative_to(workspace) for p in workspace.rglob("*"))
     plan = subprocess.run(
         [sys.executable, script, workspace, marker, "extra"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**os.environ, "ETUDE_DRY_RUN": "1"},
     )
     assert plan.returncode == 0, plan.stderr

@@ -110,8 +110,7 @@ class Config:
                 object.__setattr__(self, name, value)
                 return
             raise UnknownParameterError(
-                f"{type(self).__qualname__}.{name}: no such parameter."
-                f"{did_you_mean(name, fields)}"
+                f"{type(self).__qualname__}.{name}: no such parameter.{did_you_mean(name, fields)}"
             )
         if state.runtime:
             self.__dict__[name] = value
@@ -164,7 +163,6 @@ class Config:
                 text = f"<{type(value).__name__}>" if isinstance(value, Config) else repr(value)
                 shown.append(f"{name}={text}")
         return f"{type(self).__qualname__}.C({', '.join(shown)})"
-
 
 
 class LightweightTask(Config):

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 
 class ConfigError(TypeError):
-    """Base class of configuration errors (a `TypeError`: the value does not fit the declaration)."""
+    """Base class of configuration errors: a value does not fit its declaration."""
 
 
 class ValidationError(ConfigError):

@@ -30,23 +30,20 @@ class Field:
         "kind",
         "name",
         "name_key",
-        "owner",
         "type",
         "validate",
     )
 
     def __init__(
         self,
-        owner: type,
         name: str,
         kind: Kind,
         tp: Any,
         validate: Validator,
         default: Any,
-        default_factory: Callable[[], Any] | None,
+        default_factory: Callable[[], Any] | PathGenerator | None,
         groups: tuple[str, ...],
     ) -> None:
-        self.owner = owner
         self.name = name
         self.kind = kind
         self.type = tp
@@ -54,7 +51,9 @@ class Field:
         self.groups = groups
         self.generator = default_factory if isinstance(default_factory, PathGenerator) else None
         self.default = default
-        self.default_factory = None if self.generator else default_factory
+        self.default_factory: Callable[[], Any] | None = (
+            None if isinstance(default_factory, PathGenerator) else default_factory
+        )
         self.in_identity = kind is not Kind.META and not is_path_type(tp)
         encoded = name.encode()
         self.name_key = b"%d:" % len(encoded) + encoded
@@ -79,9 +78,7 @@ class Schema:
 
     def __init__(self, fields: dict[str, Field]) -> None:
         self.fields = fields
-        self.identity_fields = tuple(
-            f for _, f in sorted(fields.items()) if f.in_identity
-        )
+        self.identity_fields = tuple(f for _, f in sorted(fields.items()) if f.in_identity)
         # Encoded defaults, filled by the identity module on first use.
         self.default_keys: dict[str, bytes | None] | None = None
 
@@ -124,7 +121,6 @@ def collect_fields(cls: type, is_config: Callable[[type], bool]) -> dict[str, Fi
         if kind is None and generator is None:
             continue  # a plain annotation, not a parameter
         kind = kind or Kind.META
-        owner = next(c for c in cls.__mro__ if name in c.__dict__.get("__annotations__", {}))
         raw = _class_default(cls, name)
         spec = raw if isinstance(raw, FieldSpec) else FieldSpec(default=raw)
         factory = generator or spec.default_factory
@@ -137,8 +133,10 @@ def collect_fields(cls: type, is_config: Callable[[type], bool]) -> dict[str, Fi
         if default is not MISSING:
             default = validate(default, where)
         if kind is Kind.CONSTANT and default is MISSING and factory is None:
-            raise ConfigError(f"{where}: a Constant needs a value, e.g. version: Constant[str] = '1'.")
-        fields[name] = Field(owner, name, kind, tp, validate, default, factory, spec.groups)
+            raise ConfigError(
+                f"{where}: a Constant needs a value, e.g. version: Constant[str] = '1'."
+            )
+        fields[name] = Field(name, kind, tp, validate, default, factory, spec.groups)
     return fields
 
 

@@ -148,7 +148,8 @@ class _Reader:
                     values[name] = f.make_default()
             if "init" in record:
                 state.init_tasks = tuple(
-                    t for t in (self.objects[i] for i in record["init"])
+                    t
+                    for t in (self.objects[i] for i in record["init"])
                     if isinstance(t, LightweightTask)
                 )
             if "output_of" in record:
@@ -170,7 +171,8 @@ class _Reader:
         if "float" in raw:
             return float(raw["float"])
         if "enum" in raw:
-            return self.cls(raw["enum"])[raw["name"]]
+            enum_cls: Any = self.cls(raw["enum"])
+            return enum_cls[raw["name"]]
         if "tuple" in raw:
             return tuple(self.value(v) for v in raw["tuple"])
         if "set" in raw:

@@ -124,7 +124,10 @@ def _sequence_validator(origin: type, item: Validator, label: Any) -> Validator:
 def _fixed_tuple_validator(items: list[Validator], label: Any) -> Validator:
     def validate(value: Any, path: str) -> Any:
         if isinstance(value, (list, tuple)) and len(value) == len(items):
-            return tuple(check(v, f"{path}[{i}]") for i, (check, v) in enumerate(zip(items, value)))
+            return tuple(
+                check(v, f"{path}[{i}]")
+                for i, (check, v) in enumerate(zip(items, value, strict=False))
+            )
         _fail(path, label, value, f"Pass a tuple of {len(items)} values.")
 
     return validate
@@ -209,9 +212,11 @@ def compile_validator(tp: Any, is_config: Callable[[type], bool]) -> Validator:
         if issubclass(tp, PurePath):
             return _validate_path
         if tp in (list, tuple, set, frozenset, dict):
-            return compile_validator(tp[Any], is_config)  # type: ignore[index]
+            return compile_validator(tp[Any], is_config)
     if origin in (list, tuple) and (origin is list or (len(args) == 2 and args[1] is Ellipsis)):
-        return _sequence_validator(origin, compile_validator(args[0] if args else Any, is_config), tp)
+        return _sequence_validator(
+            origin, compile_validator(args[0] if args else Any, is_config), tp
+        )
     if origin is tuple:
         return _fixed_tuple_validator([compile_validator(a, is_config) for a in args], tp)
     if origin in (set, frozenset):

@@ -47,9 +47,9 @@ def _prepare(job: JobDir) -> Task:
     task, _ = load(params["config"])
     if not isinstance(task, Task):
         raise TypeError(f"{job.params}: the root object is {type(task).__name__}, not a Task.")
-    task.__taskdir__ = job.path  # type: ignore[attr-defined]
-    task.__maintaskdir__ = job.path  # type: ignore[attr-defined]
-    task.__tags__ = dict(params.get("tags", {}))  # type: ignore[attr-defined]
+    task.__taskdir__ = job.path
+    task.__maintaskdir__ = job.path
+    task.__tags__ = dict(params.get("tags", {}))
     return task
 
 

@@ -60,7 +60,10 @@ class Scheduler:
     def start(self) -> None:
         """Start the scheduler and callback threads; callbacks run in the caller's context."""
         self._context = contextvars.copy_context()
-        for target, name in ((self._loop, "etude-scheduler"), (self._run_callbacks, "etude-callbacks")):
+        for target, name in (
+            (self._loop, "etude-scheduler"),
+            (self._run_callbacks, "etude-callbacks"),
+        ):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -145,9 +148,10 @@ class Scheduler:
             failed = next((d for d in job.dependencies if d.state == ERROR), None)
             if failed is not None:
                 self._fail_dependency(job, failed)
-            elif any(d.state != DONE for d in job.dependencies):
-                waiting.append(job)
-            elif self._running.get(id(job.launcher), 0) >= job.launcher.max_jobs:
+            elif (
+                any(d.state != DONE for d in job.dependencies)
+                or self._running.get(id(job.launcher), 0) >= job.launcher.max_jobs
+            ):
                 waiting.append(job)
             else:
                 self._claim(job)

@@ -7,7 +7,6 @@ import socket
 import sys
 import time
 from collections.abc import Iterable
-from contextvars import Token
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -32,10 +31,10 @@ from ..config.serialize import dump
 from ..launchers import DirectLauncher, Launcher
 from ..workspace import Workspace, current_workspace, write_atomic, write_json_atomic
 from ..workspace.layout import short_name
+from .engine import Scheduler
 from .hooks import hooks_for
 from .job import DONE, ERROR, Job
 from .plan import DryRunPlan
-from .engine import Scheduler
 from .progress import Progress
 
 JOB_SCRIPT = """\
@@ -103,7 +102,7 @@ class Experiment:
         self.scheduler = Scheduler(self.progress)
         self.plan = DryRunPlan()
         self._jobs: dict[str, Job] = {}
-        self._tokens: list[Token[Any]] = []
+        self._tokens: list[Any] = []
         self.started_at = time.time()
 
     # -- context ----------------------------------------------------------------------------
@@ -131,12 +130,18 @@ class Experiment:
                 return
             self._finish(exc_type)
         finally:
-            for var, token in zip((current_submitter, current_workspace), self._tokens):
-                var.reset(token)  # type: ignore[arg-type]
+            self._reset_context()
         if exc_type is None:
             failed = [job for job in self.scheduler.jobs if job.state == ERROR]
             if failed or self.scheduler.callback_errors:
                 raise ExperimentFailed(failed, self.scheduler.callback_errors)
+
+    def _reset_context(self) -> None:
+        if self._tokens:
+            submitter_token, workspace_token = self._tokens
+            current_workspace.reset(workspace_token)
+            current_submitter.reset(submitter_token)
+            self._tokens = []
 
     def _finish(self, exc_type: type[BaseException] | None) -> None:
         try:

@@ -55,7 +55,9 @@ class Progress:
         with self._lock:
             counts = Counter(job.state for job in self._jobs.values())
             reused = sum(1 for job in self._jobs.values() if job.reused)
-        parts = [f"{counts.get(s, 0)} {s}" for s in (DONE, RUNNING, WAITING, ERROR) if counts.get(s)]
+        parts = [
+            f"{counts.get(s, 0)} {s}" for s in (DONE, RUNNING, WAITING, ERROR) if counts.get(s)
+        ]
         text = ", ".join(parts) or "no jobs"
         return text + (f" ({reused} reused)" if reused else "")
 

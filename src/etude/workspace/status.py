@@ -67,9 +67,8 @@ def process_alive(record: dict[str, Any]) -> bool:
 def read_status(job: JobDir) -> JobStatus:
     """The state of `job` as anyone reading its folder sees it. Never raises for bad files."""
     problems: list[str] = []
-    if os.path.exists(job.done):
-        if _read(job.done, problems) is not None:
-            return JobStatus(DONE, problems=problems)
+    if os.path.exists(job.done) and _read(job.done, problems) is not None:
+        return JobStatus(DONE, problems=problems)
     if is_locked(job.lock):
         record = _read(job.process, problems) or {}
         pid = record.get("pid")
