@@ -40,7 +40,10 @@ class Progress:
 
         self._console = Console(file=self.stream)
         self._display = Live(
-            self._render(), console=self._console, refresh_per_second=4, transient=True
+            get_renderable=self._render,
+            console=self._console,
+            refresh_per_second=4,
+            transient=True,
         )
         self._display.start()
 
@@ -68,7 +71,7 @@ class Progress:
             self._line(f"etude: {job.name} failed: {job.reason}: {job.message or ''}".rstrip(": "))
             self._line(f"       log: {job.dir.stderr}")
         elif self._display is not None:
-            self._display.update(self._render())
+            self._display.refresh()
         elif job.reused:
             pass  # counted in the summary: a rerun of 10,000 done jobs stays one line
         elif job.state != WAITING or job.elsewhere:
@@ -82,13 +85,14 @@ class Progress:
 
     def _render(self) -> Any:
         from rich.table import Table
+        from rich.text import Text
 
         table = Table.grid(padding=(0, 2))
         with self._lock:
             running = [job for job in self._jobs.values() if job.state == RUNNING]
-        table.add_row(f"[bold]etude[/bold] {self.summary()}")
+        table.add_row(Text.assemble(("etude", "bold"), f" {self.summary()}"))
         for job in running[:8]:
-            table.add_row(f"  running {job.name}")
+            table.add_row(Text(f"  running {job.name}"))
         if len(running) > 8:
-            table.add_row(f"  ... and {len(running) - 8} more")
+            table.add_row(Text(f"  ... and {len(running) - 8} more"))
         return table

@@ -1,0 +1,516 @@
+"""`etude jobs ...`: list, read the logs of, stop, locate and clean the jobs of a workspace.
+
+Everything here reads the job folders themselves (they are the source of truth) and tolerates
+what a crash or a full disk leaves behind: a corrupt file is reported with its job, never fatal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import codecs
+import json
+import os
+import shutil
+import signal
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from ..workspace import (
+    CorruptFileError,
+    FileLock,
+    JobDir,
+    Workspace,
+    is_locked,
+    process_alive,
+    read_json,
+    read_status,
+)
+from ..workspace.status import DONE, ERROR, RUNNING, STATES, UNSCHEDULED, WAITING
+
+POLL_INTERVAL = 0.2  # seconds between two looks at a followed log or a job being stopped
+KILL_TIMEOUT = 10.0  # seconds `jobs kill` waits for the job to stop after SIGTERM
+STATE_ALIASES = {"failed": ERROR}
+CLEANABLE = (ERROR, UNSCHEDULED)
+STATE_STYLES = {
+    DONE: "green",
+    ERROR: "red",
+    RUNNING: "cyan",
+    WAITING: "yellow",
+    UNSCHEDULED: "dim",
+}
+
+
+# -- reading job folders ---------------------------------------------------------------------
+@dataclass
+class JobRow:
+    """One job folder as the commands show it; `problems` lists the files that cannot be read."""
+
+    dir: JobDir
+    task: str
+    state: str
+    reason: str | None = None
+    message: str | None = None
+    experiment: str | None = None
+    tags: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return self.dir.job_id
+
+    @property
+    def name(self) -> str:
+        return f"{self.task}/{self.id[:12]}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "task": self.task,
+            "state": self.state,
+            "reason": self.reason,
+            "message": self.message,
+            "experiment": self.experiment,
+            "path": str(self.dir.path),
+            "tags": self.tags,
+            "problems": self.problems,
+        }
+
+
+def read_job(job: JobDir) -> JobRow:
+    """Read `job`'s parameters and state; never raises for missing or corrupt files.
+
+    Without a readable `.etude/params.json` the task is the folder's name and tags are empty.
+    """
+    problems: list[str] = []
+    params = _read_params(job, problems)
+    task = params.get("type")
+    if not isinstance(task, str) or not task:
+        if params:
+            problems.append(f"{job.params}: no task type ('type'); using the folder name")
+        task = job.task_name
+    tags = params.get("tags", {})
+    if not isinstance(tags, dict):
+        problems.append(f"{job.params}: 'tags' is a {type(tags).__name__}, not an object")
+        tags = {}
+    recorded_id = params.get("id")
+    if recorded_id is not None and recorded_id != job.job_id:
+        problems.append(f"{job.params}: id {recorded_id!r} differs from the folder name")
+    experiment = params.get("experiment")
+    status = read_status(job)
+    return JobRow(
+        dir=job,
+        task=task,
+        state=status.state,
+        reason=status.reason,
+        message=status.message,
+        experiment=experiment if isinstance(experiment, str) else None,
+        tags=tags,
+        problems=problems + status.problems,
+    )
+
+
+def _read_params(job: JobDir, problems: list[str]) -> dict[str, Any]:
+    try:
+        params = read_json(job.params)
+    except FileNotFoundError:
+        problems.append(
+            f"{job.params}: missing (a submission was interrupted, or this is not a job folder)"
+        )
+        return {}
+    except CorruptFileError as exc:
+        problems.append(str(exc))
+        return {}
+    if not isinstance(params, dict):
+        problems.append(f"{job.params}: expected a JSON object, found {type(params).__name__}")
+        return {}
+    return params
+
+
+def job_label(job: JobDir) -> str:
+    """`task/short-id`, as the scheduler prints jobs."""
+    return f"{job.task_name}/{job.job_id[:12]}"
+
+
+# -- argument types --------------------------------------------------------------------------
+def parse_state(text: str) -> str:
+    """A job state name (`failed` is accepted for `error`), for argparse."""
+    state = STATE_ALIASES.get(text.lower(), text.lower())
+    if state not in STATES:
+        raise argparse.ArgumentTypeError(
+            f"unknown state {text!r}; choose from {', '.join(STATES)} ('failed' means error)"
+        )
+    return state
+
+
+def _parse_clean_state(text: str) -> str:
+    state = parse_state(text)
+    if state not in CLEANABLE:
+        raise argparse.ArgumentTypeError(
+            f"jobs in state {state!r} are never cleaned; choose from {', '.join(CLEANABLE)}"
+        )
+    return state
+
+
+def _parse_tag(text: str) -> tuple[str, str | None]:
+    key, sep, value = text.partition("=")
+    if not key:
+        raise argparse.ArgumentTypeError(f"tag filter {text!r}: expected KEY=VALUE or KEY")
+    return key, value if sep else None
+
+
+# -- jobs list -------------------------------------------------------------------------------
+def _task_matches(task: str, wanted: str) -> bool:
+    task, wanted = task.lower(), wanted.lower()
+    return wanted in (task, task.rsplit(".", 1)[-1])
+
+
+def _tag_matches(tags: dict[str, Any], key: str, value: str | None) -> bool:
+    if key not in tags:
+        return False
+    actual = tags[key]
+    # `--tag lr=0.1`, `--tag flag=true` and `--tag flag=True` all match their JSON value.
+    return value is None or value in (str(actual), json.dumps(actual))
+
+
+def _selected(row: JobRow, args: argparse.Namespace) -> bool:
+    if args.state and row.state not in args.state:
+        return False
+    if args.task and not any(_task_matches(row.task, wanted) for wanted in args.task):
+        return False
+    return all(_tag_matches(row.tags, key, value) for key, value in args.tag or ())
+
+
+def _tags_text(tags: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in tags.items())
+
+
+def _list(workspace: Workspace, args: argparse.Namespace) -> int:
+    rows = [row for row in map(read_job, workspace.iter_job_dirs()) if _selected(row, args)]
+    if args.json:
+        print(json.dumps([row.to_json() for row in rows], indent=2))
+        return 0
+    # rich is imported here, not at module level, so that `import etude` stays fast.
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console()
+    if not rows:
+        console.print(f"No jobs match in {escape(str(workspace.jobs))}.", highlight=False)
+        return 0
+    table = Table("ID", "TASK", "STATE", "REASON", "TAGS", box=None, header_style="bold")
+    for row in rows:
+        state = f"[{STATE_STYLES.get(row.state, '')}]{row.state}[/]"
+        if row.problems:
+            state += " [yellow](!)[/]"
+        table.add_row(row.id[:12], escape(row.task), state, escape(row.reason or ""),
+                      escape(_tags_text(row.tags)))
+    table.columns[0].no_wrap = True
+    table.columns[2].no_wrap = True
+    console.print(table, highlight=False)
+    for row in rows:
+        for problem in row.problems:
+            console.print(f"[yellow](!)[/] {row.id[:12]}: {escape(problem)}", highlight=False)
+    return 0
+
+
+# -- jobs log --------------------------------------------------------------------------------
+class _Tail:
+    """Reads what was appended to a file since the previous read.
+
+    Starts over when the file shrank: a new attempt of the job rewrote it.
+    """
+
+    CHUNK = 1 << 20
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def read(self) -> Iterator[str]:
+        try:
+            handle = open(self.path, "rb")
+        except FileNotFoundError:
+            return
+        with handle:
+            if os.fstat(handle.fileno()).st_size < self.offset:
+                self.offset = 0
+                self.decoder.reset()
+            handle.seek(self.offset)
+            while chunk := handle.read(self.CHUNK):
+                self.offset += len(chunk)
+                yield self.decoder.decode(chunk)
+
+
+class _LogPrinter:
+    """Copies new log text to `out`; with several files, a `==> PATH <==` line (as `tail`
+    prints) precedes the text of each file whenever the source changes."""
+
+    def __init__(self, paths: list[Path], out: IO[str]) -> None:
+        self.tails = [_Tail(path) for path in paths]
+        self.out = out
+        self.current: _Tail | None = None
+        self.line_ended = True
+
+    def drain(self) -> None:
+        for tail in self.tails:
+            for text in tail.read():
+                if not text:
+                    continue
+                if len(self.tails) > 1 and tail is not self.current:
+                    gap = "" if self.current is None else ("\n" if self.line_ended else "\n\n")
+                    self.out.write(f"{gap}==> {tail.path} <==\n")
+                    self.current = tail
+                self.out.write(text)
+                self.line_ended = text.endswith("\n")
+        self.out.flush()
+
+
+def _log(workspace: Workspace, args: argparse.Namespace) -> int:
+    job = workspace.find_job(args.job)
+    streams = args.streams or ("out", "err")
+    paths = [path for key, path in (("out", job.stdout), ("err", job.stderr)) if key in streams]
+    printer = _LogPrinter(paths, sys.stdout)
+    if not args.follow:
+        printer.drain()
+        if not any(path.exists() for path in paths):
+            state = read_status(job).state
+            print(f"etude: {job_label(job)} has no log yet (state {state}).", file=sys.stderr)
+        return 0
+    while True:
+        # The state is read before the files: once it says the job ended, everything the job
+        # wrote is already in them, and this last drain prints it.
+        state = read_status(job).state
+        printer.drain()
+        if state not in (RUNNING, WAITING):
+            print(f"etude: {job_label(job)} is {state}.", file=sys.stderr)
+            return 0
+        time.sleep(POLL_INTERVAL)
+
+
+# -- jobs kill -------------------------------------------------------------------------------
+def _process_record(job: JobDir) -> dict[str, Any] | None:
+    try:
+        record = read_json(job.process)
+    except (FileNotFoundError, CorruptFileError):
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("pid"), int):
+        return None
+    return record
+
+
+def _why_not_signal(job: JobDir, record: dict[str, Any] | None) -> str | None:
+    label = job_label(job)
+    if record is None:
+        return (
+            f"{label} holds its lock but {job.process} is missing or unreadable, so its "
+            "process is unknown; try again in a moment."
+        )
+    launcher = record.get("launcher")
+    if launcher not in (None, "direct"):
+        return f"{label} was started by the {launcher!r} launcher; stop it with that system's tools."
+    host = record.get("host")
+    if host not in (None, socket.gethostname()):
+        return f"{label} runs on host {host!r}; run `etude jobs kill` there."
+    return None
+
+
+def _terminate(pid: int) -> None:
+    """SIGTERM to the job's process group when it leads one (its children stop too)."""
+    try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signal.SIGTERM)
+        else:
+            os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass  # it ended meanwhile; the caller checks the lock anyway
+
+
+def _wait_unlocked(job: JobDir, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while is_locked(job.lock):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_INTERVAL / 2)
+    return True
+
+
+def _kill(workspace: Workspace, args: argparse.Namespace) -> int:
+    job = workspace.find_job(args.job)
+    label = job_label(job)
+    status = read_status(job)
+    if status.state != RUNNING:
+        print(f"etude: {label} is not running (state {status.state}).", file=sys.stderr)
+        return 1
+    record = _process_record(job)
+    refusal = _why_not_signal(job, record)
+    if refusal is not None or record is None:
+        print(f"etude: {refusal}", file=sys.stderr)
+        return 1
+    pid = record["pid"]
+    _terminate(pid)
+    if not _wait_unlocked(job, args.timeout):
+        print(
+            f"etude: {label} still runs {args.timeout:g} s after SIGTERM; force it with "
+            f"`kill -KILL -- -{pid}`.",
+            file=sys.stderr,
+        )
+        return 1
+    after = read_status(job)
+    how = f" ({after.reason})" if after.reason else ""
+    print(f"Stopped {label} (pid {pid}); it is now {after.state}{how}.")
+    return 0
+
+
+# -- jobs clean ------------------------------------------------------------------------------
+def _experiment_holding(workspace: Workspace, job: JobDir) -> str | None:
+    """Why a live experiment may still run `job` (it could retry a failure), or None."""
+    try:
+        record = read_json(job.scheduled)
+    except (FileNotFoundError, CorruptFileError):
+        return None
+    if not isinstance(record, dict) or not process_alive(record):
+        return None
+    name = record.get("experiment")
+    try:
+        run = read_json(workspace.experiments / str(name) / "run.json")
+    except (FileNotFoundError, CorruptFileError):
+        run = None
+    if isinstance(run, dict) and run.get("ended") is not None:
+        process = run.get("process")
+        if isinstance(process, dict) and process.get("pid") == record.get("pid"):
+            return None  # that experiment process already left its `with` block
+    return f"experiment {name!r} (pid {record.get('pid')}) is still running and may run it"
+
+
+def _delete(workspace: Workspace, job: JobDir) -> str | None:
+    """Delete `job`'s folder while holding its lock; return why it was kept, or None."""
+    lock = FileLock(job.lock) if job.meta.is_dir() else None
+    if lock is not None and not lock.try_acquire():
+        return "its lock is held (it is running)"
+    try:
+        # Checked again under the lock: the job may have been run since it was listed.
+        if job.is_done():
+            return "it is done"
+        holder = _experiment_holding(workspace, job)
+        if holder is not None:
+            return holder
+        shutil.rmtree(job.path)
+    except OSError as exc:
+        return f"cannot delete it ({exc})"
+    finally:
+        if lock is not None:
+            lock.release()
+    return None
+
+
+def _confirm(count: int) -> bool | None:
+    """The user's answer, or None when there is no terminal to ask on."""
+    if not sys.stdin.isatty():
+        return None
+    try:
+        answer = input(f"Delete {count} folders? [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _clean(workspace: Workspace, args: argparse.Namespace) -> int:
+    states = set(args.state or CLEANABLE)
+    doomed: list[JobRow] = []
+    for row in map(read_job, workspace.iter_job_dirs()):
+        if row.state not in states:
+            continue
+        holder = _experiment_holding(workspace, row.dir)
+        if holder is not None:
+            print(f"Keeping {row.name}: {holder}.")
+        else:
+            doomed.append(row)
+    if not doomed:
+        print(f"Nothing to clean in {workspace.jobs}.")
+        return 0
+    for row in doomed:
+        note = " (unreadable parameters)" if row.problems else ""
+        print(f"{row.state:<12} {row.name}  {row.dir.path}{note}")
+    if not args.yes:
+        answer = _confirm(len(doomed))
+        if answer is None:
+            print(
+                f"etude: not deleting {len(doomed)} folders: no terminal to confirm on; "
+                "pass --yes to delete them.",
+                file=sys.stderr,
+            )
+            return 2
+        if not answer:
+            print("Nothing deleted.")
+            return 1
+    kept = 0
+    for row in doomed:
+        reason = _delete(workspace, row.dir)
+        if reason is not None:
+            kept += 1
+            print(f"Kept {row.name}: {reason}.", file=sys.stderr)
+    print(f"Deleted {len(doomed) - kept} folders.")
+    return 1 if kept else 0
+
+
+# -- jobs path -------------------------------------------------------------------------------
+def _path(workspace: Workspace, args: argparse.Namespace) -> int:
+    print(workspace.find_job(args.job).path.absolute())
+    return 0
+
+
+# -- parser ----------------------------------------------------------------------------------
+def register(
+    groups: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    """Add `jobs` and its sub-commands to `groups`; `common` holds the shared options."""
+    group = groups.add_parser("jobs", help="list, follow, stop and clean jobs")
+    commands = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    listing = commands.add_parser("list", parents=[common], help="list jobs and their states")
+    listing.add_argument("--state", action="append", type=parse_state, metavar="STATE",
+                         help=f"only jobs in this state ({', '.join(STATES)}; failed = error); "
+                         "repeat for several")
+    listing.add_argument("--task", action="append", metavar="NAME",
+                         help="only jobs of this task: xp.learn or learn (case-insensitive)")
+    listing.add_argument("--tag", action="append", type=_parse_tag, metavar="KEY[=VALUE]",
+                         help="only jobs with this tag (and value); repeat to require several")
+    listing.add_argument("--json", action="store_true", help="print a JSON list")
+    listing.set_defaults(handler=_list)
+
+    log = commands.add_parser("log", parents=[common], help="print a job's output")
+    log.add_argument("job", metavar="ID", help="job id prefix (or the job folder)")
+    log.add_argument("-f", "--follow", action="store_true",
+                     help="keep printing new output until the job is no longer running")
+    which = log.add_mutually_exclusive_group()
+    which.add_argument("--stdout", dest="streams", action="store_const", const=("out",),
+                       help="only NAME.out")
+    which.add_argument("--stderr", dest="streams", action="store_const", const=("err",),
+                       help="only NAME.err")
+    log.set_defaults(handler=_log)
+
+    kill = commands.add_parser("kill", parents=[common], help="stop a running job (SIGTERM)")
+    kill.add_argument("job", metavar="ID", help="job id prefix (or the job folder)")
+    kill.add_argument("--timeout", type=float, default=KILL_TIMEOUT, metavar="SECONDS",
+                      help=f"how long to wait for it to stop (default {KILL_TIMEOUT:g})")
+    kill.set_defaults(handler=_kill)
+
+    clean = commands.add_parser(
+        "clean", parents=[common], help="delete failed and orphan job folders"
+    )
+    clean.add_argument("--yes", action="store_true", help="delete without asking")
+    clean.add_argument("--state", action="append", type=_parse_clean_state, metavar="STATE",
+                       help="only jobs in this state (error or unscheduled; default both)")
+    clean.set_defaults(handler=_clean)
+
+    path = commands.add_parser("path", parents=[common], help="print a job's folder")
+    path.add_argument("job", metavar="ID", help="job id prefix")
+    path.set_defaults(handler=_path)
