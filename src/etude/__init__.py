@@ -4,6 +4,8 @@ recomputes what exists.
 Public names live here; everything else may move between versions.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .config import (
     Config,
     ConfigError,
@@ -19,8 +21,11 @@ from .config import (
     pathgenerator,
     tag,
 )
-from .scheduler import Experiment, ExperimentFailed, SubmitHook, experiment
+from .scheduler import SubmitHook, experiment
 from .workspace import cache
+
+if TYPE_CHECKING:
+    from .scheduler.experiment_context import Experiment, ExperimentFailed
 
 __version__ = "0.1.0"
 
@@ -44,3 +49,12 @@ __all__ = [
     "pathgenerator",
     "tag",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The scheduler is imported on first use: job processes never need it.
+    if name in ("Experiment", "ExperimentFailed"):
+        from .scheduler import experiment_context
+
+        return getattr(experiment_context, name)
+    raise AttributeError(f"module 'etude' has no attribute {name!r}")

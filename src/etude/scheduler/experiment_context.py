@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -103,6 +104,7 @@ class Experiment:
         self.plan = DryRunPlan()
         self._jobs: dict[str, Job] = {}
         self._tokens: list[Any] = []
+        self._submit_lock = threading.RLock()
         self.started_at = time.time()
 
     # -- context ----------------------------------------------------------------------------
@@ -179,6 +181,16 @@ class Experiment:
         max_retries: int | None,
     ) -> Any:
         """Register `task` as a job (see `Task.submit`); returns `task.task_outputs(dep)`."""
+        with self._submit_lock:  # callbacks submit from their own thread
+            return self._submit(task, launcher, init_tasks, max_retries)
+
+    def _submit(
+        self,
+        task: Task,
+        launcher: Launcher | None,
+        init_tasks: Iterable[LightweightTask],
+        max_retries: int | None,
+    ) -> Any:
         if task._etude.job is not None and task._etude.job.id in self._jobs:
             return task.task_outputs(_marker(task))
         job = self._make_job(task, launcher, tuple(init_tasks), max_retries)
@@ -305,22 +317,6 @@ class Experiment:
             ],
         }
         write_json_atomic(folder / "run.json", record)
-
-
-def experiment(
-    workdir: str | os.PathLike[str],
-    name: str,
-    *,
-    launcher: Launcher | None = None,
-    dry_run: bool | None = None,
-) -> Experiment:
-    """Open an experiment named `name` in the workspace folder `workdir`.
-
-    Inside `with experiment(...) as xp:`, `task.submit()` registers jobs; jobs start as soon
-    as their dependencies are done. Leaving the block waits for every job and raises
-    `ExperimentFailed` if one failed.
-    """
-    return Experiment(workdir, name, launcher=launcher, dry_run=dry_run)
 
 
 def _marker(task: Task) -> Any:
