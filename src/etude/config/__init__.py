@@ -5,6 +5,7 @@ from .base import (
     ConfigState,
     DependentMarker,
     LightweightTask,
+    ResumableTask,
     Submitter,
     Task,
     current_submitter,
@@ -25,6 +26,7 @@ from .fields import Constant, Meta, Param, PathGenerator, field, pathgenerator, 
 from .graph import check_required, collect_tags, walk
 from .identity import digest, identifier
 from .naming import ScriptLoadStop, loading_script, type_name
+from .runtime import GracefulTimeout, TaskCancelled
 
 __all__ = [
     "Config",
@@ -33,17 +35,20 @@ __all__ = [
     "Constant",
     "CycleError",
     "DependentMarker",
+    "GracefulTimeout",
     "LightweightTask",
     "Meta",
     "MissingParameterError",
     "Param",
     "PathGenerator",
     "PathGeneratorError",
+    "ResumableTask",
     "ScriptLoadStop",
     "SealedError",
     "SerializationError",
     "Submitter",
     "Task",
+    "TaskCancelled",
     "UnknownParameterError",
     "ValidationError",
     "check_required",

@@ -7,6 +7,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from . import runtime
 from .errors import (
     ConfigError,
     PathGeneratorError,
@@ -15,7 +16,7 @@ from .errors import (
     did_you_mean,
 )
 from .fields import MISSING, FieldSpec, Kind, Tagged
-from .schema import Field, Schema, collect_fields
+from .schema import Schema, collect_fields
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -125,12 +126,15 @@ class Config:
                 f"{type(self).__qualname__}.{name} is a Constant ({f.default!r}); it cannot be "
                 "set. Change it in the class definition instead."
             )
-        if isinstance(value, Tagged):
+        tagged = isinstance(value, Tagged)
+        if tagged:
             value = value.value
+        value = f.validate(value, f"{type(self).__qualname__}.{name}")
+        if tagged:
             if state.tags is None:
                 state.tags = {}
             state.tags[name] = value
-        self.__dict__[name] = f.validate(value, f"{type(self).__qualname__}.{name}")
+        self.__dict__[name] = value
 
     def __getattr__(self, name: str) -> Any:
         # Only reached when `name` is not in the instance: a required or generated field unset.
@@ -182,6 +186,7 @@ class Submitter(Protocol):
         launcher: Any,
         init_tasks: Iterable[LightweightTask],
         max_retries: int | None,
+        requirements: Any,
     ) -> Any: ...
 
 
@@ -201,9 +206,14 @@ class Task(Config):
         launcher: Any = None,
         init_tasks: Iterable[LightweightTask] = (),
         max_retries: int | None = None,
+        requirements: Any = None,
     ) -> Any:
         """Hand the task to the current experiment; return `task_outputs(dep)`.
 
+        `launcher`: where the job runs (default: the experiment's). `init_tasks`: lightweight
+        tasks run in the job process before `execute()`. `max_retries`: how many times a
+        `ResumableTask` is started again after a timeout. `requirements`: what the job needs,
+        e.g. `"duration=2h"` (overrides the class's `__requirements__`).
         Raises `ConfigError` outside `with experiment(...)`, or for a missing or bad value.
         """
         submitter = current_submitter.get()
@@ -213,7 +223,11 @@ class Task(Config):
                 "in `with experiment(workdir, name):`."
             )
         return submitter.submit(
-            self, launcher=launcher, init_tasks=init_tasks, max_retries=max_retries
+            self,
+            launcher=launcher,
+            init_tasks=init_tasks,
+            max_retries=max_retries,
+            requirements=requirements,
         )
 
     def task_outputs(self, dep: DependentMarker[Any]) -> Any:
@@ -233,6 +247,10 @@ class Task(Config):
             )
         return Path(job.path)
 
+    def remaining_time(self) -> float | None:
+        """Seconds left before the launcher stops this job (None without a time limit)."""
+        return runtime.remaining_time()
+
     def on_completed(self, callback: Callable[[], Any]) -> None:
         """Call `callback()` in the experiment process once this task's job is done."""
         state = self._etude
@@ -244,5 +262,10 @@ class Task(Config):
             state.completed_callbacks.append(callback)
 
 
-def field_of(cfg: Config, name: str) -> Field:
-    return schema_of(type(cfg)).fields[name]
+class ResumableTask(Task):
+    """A task that can be stopped and started again in the same folder.
+
+    When it ends by timeout (its time limit, or `GracefulTimeout` raised by the task), the
+    scheduler starts it again, keeping the folder (checkpoints), up to `max_retries` times.
+    Its `execute()` should resume from what an earlier attempt saved.
+    """

@@ -22,6 +22,7 @@ from .naming import type_name
 from .schema import Schema
 
 _pack_double = struct.Struct(">d").pack
+_DECIMAL_BITS = 12_000  # ints below 2**12000 (~3600 digits) are written in decimal
 
 
 def _str_key(text: str) -> bytes:
@@ -34,6 +35,8 @@ def _encode(value: Any, stack: set[int]) -> bytes:
     if kind is str:
         return b"s" + _str_key(value)
     if kind is int:
+        if value.bit_length() > _DECIMAL_BITS:
+            return b"I%x;" % value  # beyond Python's int-to-text limit: hexadecimal
         return b"i%d;" % value
     if kind is float:
         return b"f" + _pack_double(value)
@@ -56,6 +59,12 @@ def _encode(value: Any, stack: set[int]) -> bytes:
         return b"S%d:" % len(items) + b"".join(b"%d:" % len(i) + i for i in items)
     if isinstance(value, dict):
         parts = [b"d%d:" % len(value)]
+        for key in value:
+            if not isinstance(key, str):
+                raise SerializationError(
+                    f"dictionary key {key!r} ({type(key).__name__}) cannot be part of an "
+                    "identifier: keys must be strings."
+                )
         for key in sorted(value):
             parts.append(_str_key(key))
             parts.append(_encode(value[key], stack))
@@ -63,7 +72,7 @@ def _encode(value: Any, stack: set[int]) -> bytes:
     if isinstance(value, bool):
         return b"T" if value else b"F"
     if isinstance(value, int):
-        return b"i%d;" % int(value)
+        return _encode(int(value), stack)
     if isinstance(value, float):
         return b"f" + _pack_double(float(value))
     if isinstance(value, str):

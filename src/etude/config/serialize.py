@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import enum
 import math
+import struct
 from pathlib import Path, PurePath
 from typing import Any
 
 from .base import Config, ConfigState, LightweightTask, schema_of
 from .errors import CycleError, SerializationError
-from .identity import _encode
+from .identity import _DECIMAL_BITS, _encode
 from .naming import class_reference, load_class, module_root
 
 FORMAT = 1
@@ -70,10 +71,15 @@ class _Writer:
 
     def value(self, value: Any, path: str) -> Any:
         kind = type(value)
-        if value is None or kind is str or kind is bool or kind is int:
+        if value is None or kind is str or kind is bool:
             return value
+        if kind is int:
+            # JSON numbers are exact for ints, but Python limits int-to-text conversion.
+            return value if value.bit_length() <= _DECIMAL_BITS else {"int": format(value, "x")}
         if kind is float:
-            return value if math.isfinite(value) else {"float": repr(value)}
+            if math.isfinite(value):
+                return value
+            return {"float_bits": struct.pack(">d", value).hex()}  # keeps NaN sign and payload
         if isinstance(value, Config):
             return {"ref": self.config(value, path)}
         if isinstance(value, enum.Enum):
@@ -85,10 +91,17 @@ class _Writer:
         if isinstance(value, tuple):
             return {"tuple": [self.value(v, f"{path}[{i}]") for i, v in enumerate(value)]}
         if isinstance(value, (set, frozenset)):
-            items = sorted(value, key=lambda v: _encode(v, set()))
+            written = [(self.value(v, f"{path}{{}}"), v) for v in value]
+            written.sort(key=lambda pair: _encode(pair[1], set()))
             tag = "set" if isinstance(value, set) else "frozenset"
-            return {tag: [self.value(v, f"{path}{{}}") for v in items]}
+            return {tag: [w for w, _ in written]}
         if isinstance(value, dict):
+            for key in value:
+                if not isinstance(key, str):
+                    raise SerializationError(
+                        f"{path}[{key!r}]: dictionary keys must be strings to be stored in the "
+                        f"job's parameters, got {type(key).__name__}."
+                    )
             return {"dict": {k: self.value(v, f"{path}[{k!r}]") for k, v in value.items()}}
         if isinstance(value, (bool, int, str)):
             return self.value(kind.__mro__[1](value), path)
@@ -168,8 +181,12 @@ class _Reader:
             return self.objects[raw["ref"]]
         if "path" in raw:
             return Path(raw["path"])
+        if "float_bits" in raw:
+            return struct.unpack(">d", bytes.fromhex(raw["float_bits"]))[0]
         if "float" in raw:
             return float(raw["float"])
+        if "int" in raw:
+            return int(raw["int"], 16)
         if "enum" in raw:
             enum_cls: Any = self.cls(raw["enum"])
             return enum_cls[raw["name"]]

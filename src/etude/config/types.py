@@ -53,8 +53,11 @@ def _validate_int(value: Any, path: str) -> Any:
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return int(value)
     hint = ""
-    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-        hint = f"Pass {path.rsplit('.', 1)[-1]}={int(value)}."
+    if isinstance(value, str):
+        try:
+            hint = f"Pass {path.rsplit('.', 1)[-1]}={int(value)}."
+        except ValueError:
+            pass
     _fail(path, int, value, hint)
 
 
@@ -62,7 +65,10 @@ def _validate_float(value: Any, path: str) -> Any:
     if type(value) is float:
         return value
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            _fail(path, float, value, "The value is too large for a float.")
     hint = ""
     if isinstance(value, str):
         try:
@@ -175,7 +181,7 @@ def _union_validator(options: list[Validator], allows_none: bool, label: Any) ->
 
 def _literal_validator(choices: tuple[Any, ...], label: Any) -> Validator:
     def validate(value: Any, path: str) -> Any:
-        if value in choices:
+        if any(type(value) is type(c) and value == c for c in choices):
             return value
         _fail(path, label, value, f"Use one of {', '.join(repr(c) for c in choices)}.")
 
@@ -211,8 +217,15 @@ def compile_validator(tp: Any, is_config: Callable[[type], bool]) -> Validator:
             return _config_validator(tp)
         if issubclass(tp, PurePath):
             return _validate_path
-        if tp in (list, tuple, set, frozenset, dict):
-            return compile_validator(tp[Any], is_config)
+        bare = {
+            list: list[Any],
+            tuple: tuple[Any, ...],
+            set: set[Any],
+            frozenset: frozenset[Any],
+            dict: dict[str, Any],
+        }
+        if tp in bare:
+            return compile_validator(bare[tp], is_config)
     if origin in (list, tuple) and (origin is list or (len(args) == 2 and args[1] is Ellipsis)):
         return _sequence_validator(
             origin, compile_validator(args[0] if args else Any, is_config), tp

@@ -2,5 +2,14 @@
 
 from .base import LaunchedJob, Launcher, LaunchRequest
 from .direct import DirectLauncher
+from .requirements import RequirementError, Requirements, parse_requirements
 
-__all__ = ["DirectLauncher", "LaunchRequest", "LaunchedJob", "Launcher"]
+__all__ = [
+    "DirectLauncher",
+    "LaunchRequest",
+    "LaunchedJob",
+    "Launcher",
+    "RequirementError",
+    "Requirements",
+    "parse_requirements",
+]

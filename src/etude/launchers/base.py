@@ -12,7 +12,9 @@ from typing import Any, Protocol
 class LaunchRequest:
     """One job to start: run `argv` in `cwd`, streams to `stdout`/`stderr`, with `env`.
 
-    `keep_fds` are descriptors the process must inherit (the job lock).
+    `keep_fds` are descriptors the process must inherit (the job lock). `time_limit` is the
+    job's duration requirement in seconds: the launcher stops the job when it is spent.
+    `append_logs` keeps the streams of earlier attempts (a resumed job).
     """
 
     job_id: str
@@ -22,6 +24,8 @@ class LaunchRequest:
     stdout: Path
     stderr: Path
     keep_fds: tuple[int, ...] = ()
+    time_limit: float | None = None
+    append_logs: bool = False
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -29,6 +33,7 @@ class LaunchedJob(Protocol):
     """A started job, as the scheduler follows it."""
 
     pid: int
+    timed_out: bool  # True once the launcher stopped the job at its time limit
 
     def wait(self) -> int:
         """Block until the job ends; return its exit status (negative: killed by that signal)."""

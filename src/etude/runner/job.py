@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Task
+from ..config.runtime import GracefulTimeout
 from ..config.serialize import load
 from ..workspace import JobDir, Workspace, current_workspace, read_json, write_json_atomic
 from ..workspace.layout import short_name
+from .cancel import Cancellation
 
 
 def _flush() -> None:
@@ -24,8 +26,9 @@ def _flush() -> None:
 
 
 def _fail(job: JobDir, exc: BaseException, started: float) -> int:
+    reason = "timeout" if isinstance(exc, GracefulTimeout) else "error"
     record: dict[str, Any] = {
-        "reason": "error",
+        "reason": reason,
         "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
         "message": str(exc),
         "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
@@ -57,11 +60,15 @@ def run_job(script: str | os.PathLike[str]) -> int:
     """Run the job whose `NAME.py` is `script`; return the process exit status.
 
     Writes `.etude/done.json` after `execute()` returns, or `.etude/failed.json` (with the
-    exception and traceback, also printed to `NAME.err`) if anything raises.
+    exception and traceback, also printed to `NAME.err`) if anything raises. On SIGTERM or
+    SIGINT the job is recorded as cancelled (or timed out) even if the task swallows
+    `TaskCancelled`.
     """
     path = Path(script).resolve()
     job = JobDir(path.parent, short_name(path.stem))
     started = time.time()
+    cancellation = Cancellation(job, started)
+    cancellation.install()
     try:
         task = _prepare(job)
         os.chdir(job.path)
@@ -69,7 +76,14 @@ def run_job(script: str | os.PathLike[str]) -> int:
             init.execute()
         task.execute()
     except BaseException as exc:
+        if cancellation.reason is not None:
+            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+            _flush()
+            return cancellation.finish()
         return _fail(job, exc, started)
+    if cancellation.reason is not None:  # the task swallowed TaskCancelled
+        _flush()
+        return cancellation.finish()
     _flush()
     write_json_atomic(job.done, {"started": started, "ended": time.time()})
     return 0

@@ -21,6 +21,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from ..config import ResumableTask
+from ..config.runtime import LOCK_FD_ENV
 from ..launchers import LaunchedJob, LaunchRequest
 from ..workspace import FileLock, read_json, write_json_atomic
 from ..workspace.atomic import CorruptFileError
@@ -203,11 +205,13 @@ class Scheduler:
             job_id=job.id,
             cwd=job.path,
             argv=[sys.executable, str(job.dir.script)],
-            env={**os.environ, **job.environ},
+            env={**os.environ, **job.environ, LOCK_FD_ENV: str(lock.fd)},
             stdout=job.dir.stdout,
             stderr=job.dir.stderr,
             keep_fds=(lock.fd,),
             options=dict(job.launcher_options),
+            time_limit=job.requirements.duration if job.requirements else None,
+            append_logs=job.retries > 0,
         )
         try:
             process = job.launcher.launch(request)
@@ -234,6 +238,7 @@ class Scheduler:
         self._running[id(job.launcher)] = self._running.get(id(job.launcher), 0) + 1
         self.reporter.job_changed(job)
         watcher = threading.Thread(target=self._watch, args=(job, process), daemon=True)
+        watcher.name = f"etude-watch-{job.id[:8]}"
         watcher.start()
 
     def _watch(self, job: Job, process: LaunchedJob) -> None:
@@ -249,13 +254,40 @@ class Scheduler:
             if job.dir.is_done():
                 self._finish(job, DONE)
                 continue
-            record = _read_record(job.dir.failed)
-            if record is None:
-                how = f"signal {-status}" if status < 0 else f"exit status {status}"
+            record = self._failure_record(job, status)
+            reason = str(record.get("reason", "error"))
+            if reason == "timeout" and self._retry(job):
+                continue
+            self._finish(job, ERROR, reason, record.get("message"))
+
+    def _failure_record(self, job: Job, status: int) -> dict[str, Any]:
+        """The failure marker of an ended job, written here if the job could not write it."""
+        record = _read_record(job.dir.failed)
+        timed_out = bool(job.process is not None and getattr(job.process, "timed_out", False))
+        if record is None:
+            how = f"signal {-status}" if status < 0 else f"exit status {status}"
+            if timed_out:
+                message = f"stopped at its time limit ({how})"
+                record = _failure("timeout", message, exit_status=status)
+            else:
                 message = f"the job process ended ({how}) without writing done or failed"
                 record = _failure("killed", message, exit_status=status)
-                write_json_atomic(job.dir.failed, record)
-            self._finish(job, ERROR, str(record.get("reason", "error")), record.get("message"))
+            write_json_atomic(job.dir.failed, record)
+        elif timed_out and record.get("reason") != "timeout":
+            record = {**record, "reason": "timeout", "message": "stopped at its time limit"}
+            write_json_atomic(job.dir.failed, record)
+        return record
+
+    def _retry(self, job: Job) -> bool:
+        """Start a timed-out resumable job again in its folder, if it has retries left."""
+        if not isinstance(job.task, ResumableTask) or job.retries >= job.max_retries:
+            return False
+        job.retries += 1
+        job.process = None
+        _archive(job)
+        self.reporter.job_changed(job)
+        self._pending.append(job)
+        return True
 
     def _fail_dependency(self, job: Job, dependency: Job) -> None:
         message = f"dependency {dependency.name} failed ({dependency.reason})"

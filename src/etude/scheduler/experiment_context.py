@@ -30,8 +30,10 @@ from ..config import (
 )
 from ..config.serialize import dump
 from ..launchers import DirectLauncher, Launcher
+from ..launchers.requirements import Requirements, as_requirements
 from ..workspace import Workspace, current_workspace, write_atomic, write_json_atomic
 from ..workspace.layout import short_name
+from ..workspace.settings import find_workspace
 from .engine import Scheduler
 from .hooks import hooks_for
 from .job import DONE, ERROR, Job
@@ -95,7 +97,8 @@ class Experiment:
                 f"experiment(launcher=...): expected a Launcher such as DirectLauncher(), got "
                 f"{type(launcher).__name__}."
             )
-        self.workspace = Workspace(workdir)
+        self.settings = find_workspace(workdir)
+        self.workspace = Workspace(self.settings.path)
         self.name = name
         self.launcher = launcher or DirectLauncher()
         self.dry_run = _dry_run_default() if dry_run is None else dry_run
@@ -179,10 +182,11 @@ class Experiment:
         launcher: Launcher | None,
         init_tasks: Iterable[LightweightTask],
         max_retries: int | None,
+        requirements: str | Requirements | None = None,
     ) -> Any:
         """Register `task` as a job (see `Task.submit`); returns `task.task_outputs(dep)`."""
         with self._submit_lock:  # callbacks submit from their own thread
-            return self._submit(task, launcher, init_tasks, max_retries)
+            return self._submit(task, launcher, init_tasks, max_retries, requirements)
 
     def _submit(
         self,
@@ -190,10 +194,14 @@ class Experiment:
         launcher: Launcher | None,
         init_tasks: Iterable[LightweightTask],
         max_retries: int | None,
+        requirements: str | Requirements | None = None,
     ) -> Any:
         if task._etude.job is not None and task._etude.job.id in self._jobs:
             return task.task_outputs(_marker(task))
         job = self._make_job(task, launcher, tuple(init_tasks), max_retries)
+        job.requirements = as_requirements(
+            requirements if requirements is not None else getattr(task, "__requirements__", None)
+        )
         existing = self._jobs.get(job.id)
         if existing is not None:
             task._etude.job = existing
@@ -253,7 +261,12 @@ class Experiment:
                 _generate_paths(cfg, folder.path)
         for _, cfg in nodes:
             cfg._etude.sealed = True
+        if max_retries is None:
+            max_retries = self.settings.max_retries
+        elif not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError(f"submit(max_retries={max_retries!r}): expected an integer >= 0.")
         job = Job(task, job_id, tname, folder, launcher or self.launcher, max_retries)
+        job.environ.update(self.settings.env)
         job.tags = collect_tags(nodes)
         job.dependencies = self._dependencies(task, nodes)
         for hook in hooks_for({type(cfg) for _, cfg in nodes}):

@@ -12,7 +12,7 @@ from ..config import Task
 from ..workspace import JobDir
 
 if TYPE_CHECKING:
-    from ..launchers import LaunchedJob, Launcher
+    from ..launchers import LaunchedJob, Launcher, Requirements
 
 # States of a job inside an experiment (the folder's states are in etude.workspace.status).
 WAITING = "waiting"  # dependencies or a free slot
@@ -32,7 +32,8 @@ class Job:
         type_name: str,
         folder: JobDir,
         launcher: Launcher,
-        max_retries: int | None,
+        max_retries: int,
+        requirements: Requirements | None = None,
     ) -> None:
         self.task = task
         self.id = job_id
@@ -40,6 +41,8 @@ class Job:
         self.dir = folder
         self.launcher = launcher
         self.max_retries = max_retries
+        self.requirements = requirements
+        self.retries = 0  # attempts started again after a timeout
         self.environ: dict[str, str] = {}
         self.launcher_options: dict[str, Any] = {}
         self.dependencies: list[Job] = []

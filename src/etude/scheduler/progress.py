@@ -15,6 +15,8 @@ def _describe(job: Job) -> str:
         return "done (reused)" if job.reused else "done"
     if job.state == ERROR:
         return f"error ({job.reason})"
+    if job.state == WAITING and job.retries:
+        return f"timed out: starting attempt {job.retries + 1} of {job.max_retries + 1}"
     if job.state == WAITING and job.elsewhere:
         return "waiting (running in another process)"
     return job.state
@@ -74,7 +76,7 @@ class Progress:
             self._display.refresh()
         elif job.reused:
             pass  # counted in the summary: a rerun of 10,000 done jobs stays one line
-        elif job.state != WAITING or job.elsewhere:
+        elif job.state != WAITING or job.elsewhere or job.retries:
             self._line(f"etude: {job.name} {_describe(job)}")
 
     def _line(self, text: str) -> None:

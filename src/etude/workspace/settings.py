@@ -1,0 +1,96 @@
+"""User settings: `~/.config/etude/settings.yaml` (or `$XDG_CONFIG_HOME/etude/settings.yaml`).
+
+```yaml
+workspaces:
+  - id: main
+    path: ~/experiments
+    max_retries: 5        # default 3: how often a resumable task is started again
+    env:                  # added to the environment of every job of this workspace
+      OMP_NUM_THREADS: "4"
+```
+`experiment("main", ...)` opens the workspace whose `id` is `main`; `experiment(folder, ...)`
+uses the entry whose `path` is that folder, if any.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_MAX_RETRIES = 3
+
+
+class SettingsError(ValueError):
+    """The settings file is not valid; the message names the file, the entry and the fix."""
+
+
+@dataclass(frozen=True)
+class WorkspaceSettings:
+    path: Path
+    id: str | None = None
+    max_retries: int = DEFAULT_MAX_RETRIES
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def settings_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "etude" / "settings.yaml"
+
+
+def load_workspaces(path: Path | None = None) -> list[WorkspaceSettings]:
+    """The `workspaces` entries of the settings file (none if the file does not exist)."""
+    path = path or settings_path()
+    if not path.exists():
+        return []
+    import yaml  # lazily: most runs have no settings file
+
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{path}: not valid YAML ({exc}).") from exc
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path}: expected a mapping with a 'workspaces' list at the top.")
+    entries = data.get("workspaces") or []
+    if not isinstance(entries, list):
+        raise SettingsError(f"{path}: 'workspaces' must be a list of entries with 'path'.")
+    return [_entry(path, i, entry) for i, entry in enumerate(entries)]
+
+
+def _entry(path: Path, index: int, entry: Any) -> WorkspaceSettings:
+    where = f"{path}: workspaces[{index}]"
+    if not isinstance(entry, dict) or "path" not in entry:
+        raise SettingsError(f"{where}: each entry needs a 'path' (and optionally an 'id').")
+    unknown = set(entry) - {"id", "path", "max_retries", "env"}
+    if unknown:
+        raise SettingsError(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; valid keys: id, path, "
+            "max_retries, env."
+        )
+    retries = entry.get("max_retries", DEFAULT_MAX_RETRIES)
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        raise SettingsError(f"{where}: max_retries must be an integer >= 0, got {retries!r}.")
+    env = entry.get("env") or {}
+    if not isinstance(env, dict):
+        raise SettingsError(f"{where}: env must be a mapping of variable names to values.")
+    return WorkspaceSettings(
+        path=Path(str(entry["path"])).expanduser().absolute(),
+        id=None if entry.get("id") is None else str(entry["id"]),
+        max_retries=retries,
+        env={str(k): str(v) for k, v in env.items()},
+    )
+
+
+def find_workspace(workdir: str | os.PathLike[str]) -> WorkspaceSettings:
+    """The settings for `workdir`: the entry with that id, or that path, or the defaults."""
+    entries = load_workspaces()
+    text = os.fspath(workdir)
+    for entry in entries:
+        if entry.id is not None and entry.id == text:
+            return entry
+    folder = Path(text).expanduser().absolute()
+    for entry in entries:
+        if entry.path == folder:
+            return entry
+    return WorkspaceSettings(path=folder)
