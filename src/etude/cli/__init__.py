@@ -64,7 +64,7 @@ def resolve_workspace(path: str | None) -> Workspace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the `etude` command line with `argv` (default: `sys.argv[1:]`); return the exit status."""
+    """Run the command line on `argv` (default: `sys.argv[1:]`); return the exit status."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -34,6 +34,7 @@ from ..workspace.status import DONE, ERROR, RUNNING, STATES, UNSCHEDULED, WAITIN
 
 POLL_INTERVAL = 0.2  # seconds between two looks at a followed log or a job being stopped
 KILL_TIMEOUT = 10.0  # seconds `jobs kill` waits for the job to stop after SIGTERM
+SIGKILL_WAIT = 10.0  # at least this long after SIGKILL (which cannot be ignored) for the exit
 STATE_ALIASES = {"failed": ERROR}
 CLEANABLE = (ERROR, UNSCHEDULED)
 STATE_STYLES = {
@@ -208,8 +209,13 @@ def _list(workspace: Workspace, args: argparse.Namespace) -> int:
         state = f"[{STATE_STYLES.get(row.state, '')}]{row.state}[/]"
         if row.problems:
             state += " [yellow](!)[/]"
-        table.add_row(row.id[:12], escape(row.task), state, escape(row.reason or ""),
-                      escape(_tags_text(row.tags)))
+        table.add_row(
+            row.id[:12],
+            escape(row.task),
+            state,
+            escape(row.reason or ""),
+            escape(_tags_text(row.tags)),
+        )
     table.columns[0].no_wrap = True
     table.columns[2].no_wrap = True
     console.print(table, highlight=False)
@@ -235,17 +241,16 @@ class _Tail:
 
     def read(self) -> Iterator[str]:
         try:
-            handle = open(self.path, "rb")
+            with open(self.path, "rb") as handle:
+                if os.fstat(handle.fileno()).st_size < self.offset:
+                    self.offset = 0
+                    self.decoder.reset()
+                handle.seek(self.offset)
+                while chunk := handle.read(self.CHUNK):
+                    self.offset += len(chunk)
+                    yield self.decoder.decode(chunk)
         except FileNotFoundError:
-            return
-        with handle:
-            if os.fstat(handle.fileno()).st_size < self.offset:
-                self.offset = 0
-                self.decoder.reset()
-            handle.seek(self.offset)
-            while chunk := handle.read(self.CHUNK):
-                self.offset += len(chunk)
-                yield self.decoder.decode(chunk)
+            return  # not written yet: the job has not started
 
 
 class _LogPrinter:
@@ -314,27 +319,42 @@ def _why_not_signal(job: JobDir, record: dict[str, Any] | None) -> str | None:
         )
     launcher = record.get("launcher")
     if launcher not in (None, "direct"):
-        return f"{label} was started by the {launcher!r} launcher; stop it with that system's tools."
+        return f"{label} was started by the {launcher!r} launcher; stop it with its own tools."
     host = record.get("host")
     if host not in (None, socket.gethostname()):
         return f"{label} runs on host {host!r}; run `etude jobs kill` there."
     return None
 
 
-def _terminate(pid: int) -> None:
-    """SIGTERM to the job's process group when it leads one (its children stop too)."""
+def _send(pid: int, signum: int) -> None:
+    """Signal the job's process group when it leads one (its children stop too), else it."""
     try:
         if os.getpgid(pid) == pid:
-            os.killpg(pid, signal.SIGTERM)
+            os.killpg(pid, signum)
         else:
-            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, signum)
     except ProcessLookupError:
-        pass  # it ended meanwhile; the caller checks the lock anyway
+        pass  # it ended meanwhile; the caller checks that it is gone anyway
 
 
-def _wait_unlocked(job: JobDir, timeout: float) -> bool:
+def _process_running(pid: int) -> bool:
+    import psutil  # lazily, as etude.workspace.status does: only `kill` needs it here
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True
+
+
+def _wait_stopped(job: JobDir, pid: int, timeout: float) -> bool:
+    """Wait until the job's lock is free and its process has ended, at most `timeout` s.
+
+    Both are needed: a job process may release its lock before it exits (while it cleans up).
+    """
     deadline = time.monotonic() + timeout
-    while is_locked(job.lock):
+    while is_locked(job.lock) or _process_running(pid):
         if time.monotonic() >= deadline:
             return False
         time.sleep(POLL_INTERVAL / 2)
@@ -354,13 +374,14 @@ def _kill(workspace: Workspace, args: argparse.Namespace) -> int:
         print(f"etude: {refusal}", file=sys.stderr)
         return 1
     pid = record["pid"]
-    _terminate(pid)
-    if not _wait_unlocked(job, args.timeout):
-        print(
-            f"etude: {label} still runs {args.timeout:g} s after SIGTERM; force it with "
-            f"`kill -KILL -- -{pid}`.",
-            file=sys.stderr,
-        )
+    _send(pid, signal.SIGTERM)
+    stopped = _wait_stopped(job, pid, args.timeout)
+    if not stopped and args.force:
+        _send(pid, signal.SIGKILL)
+        stopped = _wait_stopped(job, pid, max(args.timeout, SIGKILL_WAIT))
+    if not stopped:
+        signal_name = "SIGKILL" if args.force else "SIGTERM; pass --force to send SIGKILL"
+        print(f"etude: {label} (pid {pid}) still runs after {signal_name}.", file=sys.stderr)
         return 1
     after = read_status(job)
     how = f" ({after.reason})" if after.reason else ""
@@ -467,50 +488,84 @@ def _path(workspace: Workspace, args: argparse.Namespace) -> int:
 
 
 # -- parser ----------------------------------------------------------------------------------
-def register(
-    groups: argparse._SubParsersAction[argparse.ArgumentParser],
-    common: argparse.ArgumentParser,
-) -> None:
+Commands = argparse._SubParsersAction  # the object `add_subparsers` returns
+ID_HELP = "job id prefix (or the job folder)"
+
+
+def register(groups: Commands[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     """Add `jobs` and its sub-commands to `groups`; `common` holds the shared options."""
     group = groups.add_parser("jobs", help="list, follow, stop and clean jobs")
     commands = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    listing = commands.add_parser("list", parents=[common], help="list jobs and their states")
-    listing.add_argument("--state", action="append", type=parse_state, metavar="STATE",
-                         help=f"only jobs in this state ({', '.join(STATES)}; failed = error); "
-                         "repeat for several")
-    listing.add_argument("--task", action="append", metavar="NAME",
-                         help="only jobs of this task: xp.learn or learn (case-insensitive)")
-    listing.add_argument("--tag", action="append", type=_parse_tag, metavar="KEY[=VALUE]",
-                         help="only jobs with this tag (and value); repeat to require several")
-    listing.add_argument("--json", action="store_true", help="print a JSON list")
-    listing.set_defaults(handler=_list)
-
-    log = commands.add_parser("log", parents=[common], help="print a job's output")
-    log.add_argument("job", metavar="ID", help="job id prefix (or the job folder)")
-    log.add_argument("-f", "--follow", action="store_true",
-                     help="keep printing new output until the job is no longer running")
-    which = log.add_mutually_exclusive_group()
-    which.add_argument("--stdout", dest="streams", action="store_const", const=("out",),
-                       help="only NAME.out")
-    which.add_argument("--stderr", dest="streams", action="store_const", const=("err",),
-                       help="only NAME.err")
-    log.set_defaults(handler=_log)
-
+    _add_list(commands.add_parser("list", parents=[common], help="list jobs and their states"))
+    _add_log(commands.add_parser("log", parents=[common], help="print a job's output"))
     kill = commands.add_parser("kill", parents=[common], help="stop a running job (SIGTERM)")
-    kill.add_argument("job", metavar="ID", help="job id prefix (or the job folder)")
-    kill.add_argument("--timeout", type=float, default=KILL_TIMEOUT, metavar="SECONDS",
-                      help=f"how long to wait for it to stop (default {KILL_TIMEOUT:g})")
+    kill.add_argument("job", metavar="ID", help=ID_HELP)
+    kill.add_argument(
+        "--timeout",
+        type=float,
+        default=KILL_TIMEOUT,
+        metavar="SECONDS",
+        help=f"how long to wait for it to stop (default {KILL_TIMEOUT:g})",
+    )
+    kill.add_argument(
+        "--force", action="store_true", help="send SIGKILL if SIGTERM did not stop it in time"
+    )
     kill.set_defaults(handler=_kill)
-
     clean = commands.add_parser(
         "clean", parents=[common], help="delete failed and orphan job folders"
     )
     clean.add_argument("--yes", action="store_true", help="delete without asking")
-    clean.add_argument("--state", action="append", type=_parse_clean_state, metavar="STATE",
-                       help="only jobs in this state (error or unscheduled; default both)")
+    clean.add_argument(
+        "--state",
+        action="append",
+        type=_parse_clean_state,
+        metavar="STATE",
+        help="only jobs in this state (error or unscheduled; default both)",
+    )
     clean.set_defaults(handler=_clean)
-
     path = commands.add_parser("path", parents=[common], help="print a job's folder")
-    path.add_argument("job", metavar="ID", help="job id prefix")
+    path.add_argument("job", metavar="ID", help=ID_HELP)
     path.set_defaults(handler=_path)
+
+
+def _add_list(listing: argparse.ArgumentParser) -> None:
+    listing.add_argument(
+        "--state",
+        action="append",
+        type=parse_state,
+        metavar="STATE",
+        help=f"only jobs in this state ({', '.join(STATES)}; failed = error); repeat for several",
+    )
+    listing.add_argument(
+        "--task",
+        action="append",
+        metavar="NAME",
+        help="only jobs of this task: xp.learn or learn (case-insensitive)",
+    )
+    listing.add_argument(
+        "--tag",
+        action="append",
+        type=_parse_tag,
+        metavar="KEY[=VALUE]",
+        help="only jobs with this tag (and value); repeat to require several",
+    )
+    listing.add_argument("--json", action="store_true", help="print a JSON list")
+    listing.set_defaults(handler=_list)
+
+
+def _add_log(log: argparse.ArgumentParser) -> None:
+    log.add_argument("job", metavar="ID", help=ID_HELP)
+    log.add_argument(
+        "-f",
+        "--follow",
+        action="store_true",
+        help="keep printing new output until the job is no longer running",
+    )
+    which = log.add_mutually_exclusive_group()
+    which.add_argument(
+        "--stdout", dest="streams", action="store_const", const=("out",), help="only NAME.out"
+    )
+    which.add_argument(
+        "--stderr", dest="streams", action="store_const", const=("err",), help="only NAME.err"
+    )
+    log.set_defaults(handler=_log)

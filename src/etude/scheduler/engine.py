@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from ..config import ResumableTask
 from ..config.runtime import LOCK_FD_ENV
 from ..launchers import LaunchedJob, LaunchRequest
-from ..workspace import FileLock, read_json, write_json_atomic
+from ..workspace import FileLock, check_done, read_json, write_json_atomic
 from ..workspace.atomic import CorruptFileError
 from .job import DONE, ERROR, FINAL, RUNNING, WAITING, Job
 
@@ -173,7 +173,7 @@ class Scheduler:
 
     def _adopt_outcome(self, job: Job, lock: FileLock) -> bool:
         """With the lock held: finish `job` if it ended (done, or failed since we submitted)."""
-        if job.dir.is_done():
+        if check_done(job.dir):
             lock.release()
             job.reused = True
             self._finish(job, DONE)
@@ -251,7 +251,7 @@ class Scheduler:
         exited, self._exited = self._exited, []
         for job, status in exited:
             self._running[id(job.launcher)] -= 1
-            if job.dir.is_done():
+            if check_done(job.dir):
                 self._finish(job, DONE)
                 continue
             record = self._failure_record(job, status)

@@ -31,7 +31,7 @@ from ..config import (
 from ..config.serialize import dump
 from ..launchers import DirectLauncher, Launcher
 from ..launchers.requirements import Requirements, as_requirements
-from ..workspace import Workspace, current_workspace, write_atomic, write_json_atomic
+from ..workspace import Workspace, check_done, current_workspace, write_atomic, write_json_atomic
 from ..workspace.layout import short_name
 from ..workspace.settings import find_workspace
 from .engine import Scheduler
@@ -290,7 +290,7 @@ class Experiment:
         return list(found.values())
 
     def _register(self, job: Job) -> None:
-        if job.dir.is_done():
+        if check_done(job.dir):
             job.state = DONE
             job.reused = True
         else:

@@ -6,7 +6,7 @@ import sys
 from dataclasses import dataclass
 from typing import IO
 
-from ..workspace import Workspace, is_locked, read_status
+from ..workspace import Workspace, check_done, is_locked, read_status
 from .job import Job
 
 
@@ -26,7 +26,7 @@ class DryRunPlan:
 
     def add(self, job: Job) -> PlannedJob:
         folder = job.dir
-        if folder.is_done():
+        if check_done(folder, repair=False):
             entry = PlannedJob(job, "reuse", "done before")
         elif is_locked(folder.lock):
             entry = PlannedJob(job, "wait", "running in another process")

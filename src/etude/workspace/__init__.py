@@ -4,7 +4,7 @@ from .atomic import CorruptFileError, read_json, write_atomic, write_json_atomic
 from .cache import cache
 from .layout import JobDir, Workspace, WorkspaceError, current_workspace, short_name
 from .locks import FileLock, is_locked
-from .status import STATES, JobStatus, process_alive, read_status
+from .status import STATES, JobStatus, check_done, process_alive, read_status
 
 __all__ = [
     "STATES",
@@ -15,6 +15,7 @@ __all__ = [
     "Workspace",
     "WorkspaceError",
     "cache",
+    "check_done",
     "current_workspace",
     "is_locked",
     "process_alive",

@@ -84,6 +84,7 @@ class JobDir:
         return self.path.parent.name
 
     def is_done(self) -> bool:
+        """Whether the done marker exists (see `workspace.status.check_done` to validate it)."""
         return os.path.exists(self.done)
 
 

@@ -7,6 +7,7 @@ died without a word (reason `killed`). Unreadable markers are reported, never fa
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ from typing import Any
 from .atomic import CorruptFileError, read_json
 from .layout import JobDir
 from .locks import is_locked
+
+logger = logging.getLogger("etude.workspace")
 
 DONE = "done"
 ERROR = "error"
@@ -62,6 +65,28 @@ def process_alive(record: dict[str, Any]) -> bool:
         return started is None or abs(proc.create_time() - float(started)) < 1.0
     except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
         return False
+
+
+def check_done(job: JobDir, *, repair: bool = True) -> bool:
+    """Whether `job` is done: its done marker exists and is readable.
+
+    An unreadable marker (truncated, garbage) is logged with its path and, with `repair`,
+    moved aside to `.etude/history/`, so the job counts as not done and runs again.
+    """
+    if not os.path.exists(job.done):
+        return False
+    problems: list[str] = []
+    if _read(job.done, problems) is not None:
+        return True
+    if not repair:
+        return False
+    logger.warning("etude: %s; the job is treated as not done", "; ".join(problems))
+    job.history.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(job.done, job.history / f"corrupt-{os.getpid()}-done.json")
+    except FileNotFoundError:
+        pass  # another process moved it first
+    return False
 
 
 def read_status(job: JobDir) -> JobStatus:
