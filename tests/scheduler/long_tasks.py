@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from etude import (
+    Config,
     GracefulTimeout,
     Meta,
     Param,
@@ -65,3 +66,50 @@ class Sleeper(Task):
             Path("cancelled.json").write_text(json.dumps(exc.remaining_time))
             if not self.swallow:
                 raise
+
+
+class Net(Config):
+    width: Param[int] = 2
+
+
+class Checkpoint(Config):
+    step: Param[int]
+    model: Param[Net]
+
+
+class Validation(Config):
+    model: Param[Net]
+
+    def checkpoint(self, dep, *, step: int) -> Checkpoint:
+        return dep(Checkpoint.C(model=self.model, step=step))
+
+    def compute(self, step: int) -> None:
+        self.register_task_output(self.checkpoint, step=step)
+
+
+class Learn(ResumableTask):
+    model: Param[Net]
+    validation: Param[Validation]
+    steps: Param[int] = 3
+
+    def execute(self) -> None:
+        for step in range(self.steps):
+            Path(f"step-{step}").touch()
+            self.validation.compute(step)
+
+
+class PlainLearn(Task):
+    model: Param[Net]
+    validation: Param[Validation]
+
+    def execute(self) -> None:
+        self.validation.compute(0)
+
+
+class EvaluateCheckpoint(Task):
+    checkpoint: Param[Checkpoint]
+    log: Meta[Path]
+
+    def execute(self) -> None:
+        with open(self.log, "a") as out:
+            out.write(f"evaluate {self.checkpoint.step}\n")

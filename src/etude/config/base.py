@@ -40,6 +40,7 @@ class ConfigState:
         "runtime",
         "sealed",
         "tags",
+        "watchers",
     )
 
     def __init__(self) -> None:
@@ -52,6 +53,7 @@ class ConfigState:
         self.digest: bytes | None = None  # cached identity once sealed
         self.job: Any = None  # the scheduler's job, once submitted
         self.completed_callbacks: list[Callable[[], Any]] | None = None
+        self.watchers: list[tuple[Config, str, Callable[[Any], Any]]] | None = None
 
 
 def is_config_class(cls: type) -> bool:
@@ -152,6 +154,15 @@ class Config:
                 "submit()."
             )
         raise AttributeError(f"{where} has no value: it is required. Pass {name}=... to .C().")
+
+    def register_task_output(self, method: Callable[..., Any], **kwargs: Any) -> None:
+        """Inside a running `ResumableTask`: announce an output made by `method(dep, **kwargs)`.
+
+        The event is appended to the job's `.etude/task-outputs.jsonl`; the experiment calls
+        the callbacks given to `watch_output(method, ...)` with the output. `kwargs` must be
+        JSON values. Raises `ConfigError` outside a resumable task's job process.
+        """
+        runtime.emit_output(self, method, kwargs)
 
     def tag(self, name: str, value: Any) -> Self:
         """Set parameter `name` to `value` and mark it as a tag. Returns the configuration."""
@@ -260,6 +271,27 @@ class Task(Config):
             if state.completed_callbacks is None:
                 state.completed_callbacks = []
             state.completed_callbacks.append(callback)
+
+    def watch_output(self, method: Callable[..., Any], callback: Callable[[Any], Any]) -> None:
+        """Call `callback(output)` in the experiment for each output `method` announces.
+
+        `method` is a method of a configuration used by this task (e.g.
+        `validation.checkpoint`), called as `method(dep, **kwargs)` with the keywords the
+        job passed to `register_task_output`; `dep` marks its result as depending on this
+        task. Events are kept in the job folder and replayed when the experiment runs again.
+        """
+        owner = getattr(method, "__self__", None)
+        if not isinstance(owner, Config) or not callable(method):
+            raise ConfigError(
+                f"{type(self).__qualname__}.watch_output: expected a method of a configuration "
+                f"used by the task (e.g. validation.checkpoint), got {method!r}."
+            )
+        state = self._etude
+        if state.watchers is None:
+            state.watchers = []
+        state.watchers.append((owner, method.__name__, callback))
+        if state.job is not None:
+            state.job.add_output_watcher(owner, method.__name__, callback)
 
 
 class ResumableTask(Task):

@@ -7,6 +7,11 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
+from typing import Any
+
+#: Set by the job process: writes a dynamic-output event (see `Config.register_task_output`).
+output_sink: Callable[[Any, str, dict[str, Any]], None] | None = None
 
 #: Environment variable holding the job's deadline (seconds since the epoch), set by launchers.
 DEADLINE_ENV = "ETUDE_JOB_DEADLINE"
@@ -52,3 +57,21 @@ def remaining_time() -> float | None:
     """Seconds left before the launcher stops this job, or None when there is no limit."""
     end = deadline()
     return None if end is None else max(0.0, end - time.time())
+
+
+def emit_output(config: Any, method: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+    """Hand a dynamic-output event to the job process's sink; raises outside a job process."""
+    from .errors import ConfigError
+
+    if output_sink is None:
+        raise ConfigError(
+            f"{type(config).__qualname__}.register_task_output() works only inside the running "
+            "job of a ResumableTask."
+        )
+    name = getattr(method, "__name__", None)
+    if getattr(method, "__self__", None) is not config or name is None:
+        raise ConfigError(
+            f"register_task_output({method!r}): pass a method of this configuration, e.g. "
+            "self.register_task_output(self.checkpoint, step=3)."
+        )
+    output_sink(config, name, kwargs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -9,7 +10,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from ..config import Task
+from ..config import ConfigError, ResumableTask, SerializationError, Task, runtime, type_name, walk
 from ..config.runtime import GracefulTimeout
 from ..config.serialize import load
 from ..workspace import JobDir, Workspace, current_workspace, read_json, write_json_atomic
@@ -53,7 +54,35 @@ def _prepare(job: JobDir) -> Task:
     task.__taskdir__ = job.path
     task.__maintaskdir__ = job.path
     task.__tags__ = dict(params.get("tags", {}))
+    runtime.output_sink = _output_sink(job, task)
     return task
+
+
+def _output_sink(job: JobDir, task: Task) -> Any:
+    paths = {id(cfg): path for path, cfg in walk(task, short_name(type_name(type(task))))}
+
+    def sink(config: Any, method: str, kwargs: dict[str, Any]) -> None:
+        if not isinstance(task, ResumableTask):
+            raise ConfigError(
+                f"register_task_output() needs a ResumableTask; {type(task).__qualname__} is a "
+                "plain Task. Derive it from ResumableTask to announce outputs while it runs."
+            )
+        path = paths.get(id(config))
+        if path is None:
+            raise ConfigError(
+                f"register_task_output(): {type(config).__qualname__} is not part of the task "
+                f"{type(task).__qualname__}'s configuration."
+            )
+        try:
+            line = json.dumps({"path": path, "method": method, "kwargs": kwargs})
+        except (TypeError, ValueError) as exc:
+            raise SerializationError(
+                f"{path}.{method}: register_task_output keywords must be JSON values ({exc})."
+            ) from exc
+        with open(job.outputs, "a") as out:  # one write per event: lines never interleave
+            out.write(line + "\n")
+
+    return sink
 
 
 def run_job(script: str | os.PathLike[str]) -> int:

@@ -9,6 +9,7 @@ experiment process: it is polled until the lock is free, then its markers say ho
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import os
 import queue
@@ -135,14 +136,22 @@ class Scheduler:
                 try:
                     self._handle_exits()
                     now = time.monotonic()
-                    if self._elsewhere and now >= next_poll:
+                    if now >= next_poll:
                         self._poll_elsewhere()
+                        for job in self.jobs:
+                            if job.state == RUNNING:
+                                self._drain_outputs(job)
                         next_poll = now + POLL_INTERVAL
                     if self._accepting:
                         self._schedule()
                 except Exception:  # keep scheduling the other jobs; this one is reported
                     logger.exception("etude scheduler: unexpected error")
-                self._cond.wait(POLL_INTERVAL if self._elsewhere else 1.0)
+                self._cond.wait(POLL_INTERVAL if self._needs_polling() else 1.0)
+
+    def _needs_polling(self) -> bool:
+        return bool(self._elsewhere) or any(
+            job.output_watchers and job.state == RUNNING for job in self.jobs
+        )
 
     def _schedule(self) -> None:
         waiting: list[Job] = []
@@ -300,9 +309,33 @@ class Scheduler:
                 lock.release()
         self._finish(job, ERROR, "dependency", message)
 
+    def _drain_outputs(self, job: Job) -> None:
+        """Queue callbacks for the dynamic-output events the job wrote since the last look."""
+        if not job.output_watchers:
+            return
+        try:
+            with open(job.dir.outputs, "rb") as events:
+                events.seek(job.outputs_offset)
+                data = events.read()
+        except FileNotFoundError:
+            return
+        end = data.rfind(b"\n") + 1  # a line still being written waits for the next look
+        job.outputs_offset += end
+        for line in data[:end].splitlines():
+            try:
+                event = json.loads(line)
+                path, method, kwargs = event["path"], event["method"], event["kwargs"]
+            except (ValueError, KeyError, TypeError) as exc:
+                logger.warning("%s: skipping a bad event line (%s)", job.dir.outputs, exc)
+                continue
+            for watched_path, watched_method, callback in job.output_watchers:
+                if (watched_path, watched_method) == (path, method):
+                    self._queue_callback(job, _output_callback(job, path, method, kwargs, callback))
+
     def _finish(
         self, job: Job, state: str, reason: str | None = None, message: str | None = None
     ) -> None:
+        self._drain_outputs(job)
         job.state = state
         job.reason = reason
         job.message = message
@@ -335,6 +368,19 @@ class Scheduler:
                 with self._cond:
                     self._callbacks_pending -= 1
                     self._cond.notify_all()
+
+
+def _output_callback(
+    job: Job, path: str, method: str, kwargs: dict[str, Any], callback: Callable[[Any], Any]
+) -> Callable[[], Any]:
+    """The call made in the callback thread for one event: build the output, hand it over."""
+    owner = job.configs[path]
+
+    def call() -> Any:
+        output = getattr(owner, method)(job.output_marker, **kwargs)
+        return callback(output)
+
+    return call
 
 
 def _failure(reason: str, message: str, **extra: Any) -> dict[str, Any]:

@@ -268,6 +268,11 @@ class Experiment:
         job = Job(task, job_id, tname, folder, launcher or self.launcher, max_retries)
         job.environ.update(self.settings.env)
         job.tags = collect_tags(nodes)
+        job.configs = dict(nodes)
+        job.config_paths = {id(cfg): path for path, cfg in nodes}
+        job.output_marker = _marker(task)
+        for owner, method, callback in state.watchers or ():
+            job.add_output_watcher(owner, method, callback)
         job.dependencies = self._dependencies(task, nodes)
         for hook in hooks_for({type(cfg) for _, cfg in nodes}):
             hook.process(job, job.launcher)

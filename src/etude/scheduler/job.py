@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import Task
+from ..config import ConfigError, Task
 from ..workspace import JobDir
 
 if TYPE_CHECKING:
@@ -57,6 +57,11 @@ class Job:
         self.submitted_at = time.time()
         self.started_at: float | None = None
         self.ended_at: float | None = None
+        self.output_watchers: list[tuple[str, str, Callable[[Any], Any]]] = []
+        self.outputs_offset = 0  # bytes of task-outputs.jsonl already handled
+        self.configs: dict[str, Any] = {}  # path in the task's graph -> configuration
+        self.config_paths: dict[int, str] = {}  # id(configuration) -> its path
+        self.output_marker: Callable[[Any], Any] | None = None
         self._callbacks: list[Callable[[], Any]] = []
         self._lock = threading.Lock()
         self._on_callback: Callable[[Job, Callable[[], Any]], None] | None = None
@@ -76,6 +81,18 @@ class Job:
                 self._callbacks.append(callback)
                 return
         self._on_callback(self, callback)
+
+    def add_output_watcher(self, owner: Any, method: str, callback: Callable[[Any], Any]) -> None:
+        """Watch `owner.method` outputs (see `Task.watch_output`); `owner` must be in the task."""
+        path = self.config_paths.get(id(owner))
+        if path is None:
+            raise ConfigError(
+                f"watch_output: {type(owner).__qualname__}.{method} belongs to a configuration "
+                f"that {type(self.task).__qualname__} does not use; watch a method of one of "
+                "its parameters."
+            )
+        with self._lock:
+            self.output_watchers.append((path, method, callback))
 
     def take_callbacks(self, runner: Callable[[Job, Callable[[], Any]], None]) -> None:
         """Hand pending callbacks to `runner`; later ones go there directly."""

@@ -60,6 +60,11 @@ class JobDir:
         return self.path / ETUDE_DIR / "scheduled.json"
 
     @property
+    def outputs(self) -> Path:
+        """Dynamic-output events, one JSON object per line (see `register_task_output`)."""
+        return self.path / ETUDE_DIR / "task-outputs.jsonl"
+
+    @property
     def history(self) -> Path:
         return self.path / ETUDE_DIR / "history"
 
