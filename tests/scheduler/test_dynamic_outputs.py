@@ -13,7 +13,7 @@ from etude import ExperimentFailed, experiment, identifier
 
 def run(workspace: Path, log: Path) -> tuple[list, lt.Learn]:
     seen: list = []
-    with experiment(workspace, "xp") as xp:
+    with experiment(workspace, "xp"):
         model = lt.Net.C()
         validation = lt.Validation.C(model=model)
         learn = lt.Learn.C(model=model, validation=validation)
