@@ -170,3 +170,26 @@ def test_killed_job_is_recorded_with_reason_killed(workspace: Path):
     assert (status.state, status.reason) == ("error", "killed")
     record = json.loads((task.jobpath / ".etude" / "failed.json").read_text())
     assert record["exit_status"] == -9
+
+
+def test_job_script_runs_by_hand_under_the_job_lock(workspace: Path, tmp_path: Path):
+    import subprocess
+    import sys
+
+    from etude.workspace import FileLock
+
+    log, flag = tmp_path / "log", tmp_path / "flag"
+    flag.touch()
+    with pytest.raises(ExperimentFailed), experiment(workspace, "xp"):
+        flaky = t.Flaky.C(name="a", flag=flag, log=log)
+        flaky.submit()
+    script = flaky.jobpath / "flaky.py"
+    held = FileLock(flaky.jobpath / ".etude" / "lock")
+    assert held.try_acquire()
+    busy = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=60)
+    held.release()
+    assert busy.returncode == 75 and "running in another process" in busy.stderr
+    flag.unlink()
+    by_hand = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=60)
+    assert by_hand.returncode == 0, by_hand.stderr
+    assert read_status(Workspace(workspace).find_job(identifier(flaky))).state == "done"

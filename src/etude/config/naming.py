@@ -158,8 +158,14 @@ def load_class(ref: dict[str, Any]) -> type:
     found = _resolve(mod, qualname)
     if not isinstance(found, type):
         where = ref.get("file", module)
+        hint = (
+            " In a script, define every class above the experiment block (the job process "
+            "stops reading the script there)."
+            if module == "__main__"
+            else ""
+        )
         raise SerializationError(
-            f"class {qualname} not found in {where}. It may have been renamed or moved since "
-            "the job was submitted; declare __etude_name__ to keep a stable name."
+            f"class {qualname} not found in {where}.{hint} If it was renamed or moved since "
+            "the job was submitted, declare __etude_name__ to keep a stable name."
         )
     return found

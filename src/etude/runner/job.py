@@ -11,9 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, ResumableTask, SerializationError, Task, runtime, type_name, walk
-from ..config.runtime import GracefulTimeout
+from ..config.runtime import LOCK_FD_ENV, GracefulTimeout
 from ..config.serialize import load
-from ..workspace import JobDir, Workspace, current_workspace, read_json, write_json_atomic
+from ..workspace import (
+    FileLock,
+    JobDir,
+    Workspace,
+    current_workspace,
+    read_json,
+    write_json_atomic,
+)
 from ..workspace.layout import short_name
 from .cancel import Cancellation
 
@@ -95,6 +102,16 @@ def run_job(script: str | os.PathLike[str]) -> int:
     """
     path = Path(script).resolve()
     job = JobDir(path.parent, short_name(path.stem))
+    if LOCK_FD_ENV not in os.environ:  # run by hand: take the job lock ourselves
+        lock = FileLock(job.lock)
+        if not lock.try_acquire():
+            print(
+                f"etude: {job.path} is running in another process; not starting it twice.",
+                file=sys.stderr,
+            )
+            return 75  # EX_TEMPFAIL
+        assert lock.fd is not None
+        os.environ[LOCK_FD_ENV] = str(lock.fd)
     started = time.time()
     cancellation = Cancellation(job, started)
     cancellation.install()

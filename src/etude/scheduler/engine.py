@@ -235,7 +235,7 @@ class Scheduler:
             {
                 "pid": process.pid,
                 "host": socket.gethostname(),
-                "create_time": job.started_at,
+                "create_time": _create_time(process.pid, job.started_at),
                 "started": job.started_at,
                 **job.launcher.describe(),
             },
@@ -381,6 +381,16 @@ def _output_callback(
         return callback(output)
 
     return call
+
+
+def _create_time(pid: int, fallback: float) -> float:
+    """The kernel's start time of `pid` (what `process_alive` compares), else `fallback`."""
+    import psutil  # lazily: the scheduler already loaded it for its own process record
+
+    try:
+        return float(psutil.Process(pid).create_time())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return fallback
 
 
 def _failure(reason: str, message: str, **extra: Any) -> dict[str, Any]:

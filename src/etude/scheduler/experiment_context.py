@@ -61,7 +61,8 @@ class ExperimentFailed(RuntimeError):
         lines = [f"{len(jobs)} job(s) failed:"] if jobs else []
         for job in jobs:
             lines.append(f"  {job.name}: {job.reason}: {job.message or ''}".rstrip(": "))
-            lines.append(f"    log: {job.dir.stderr}")
+            if job.dir.stderr.exists():
+                lines.append(f"    log: {job.dir.stderr}")
         lines.extend(callback_errors)
         super().__init__("\n".join(lines))
         self.jobs = jobs
@@ -151,6 +152,7 @@ class Experiment:
     def _finish(self, exc_type: type[BaseException] | None) -> None:
         try:
             if exc_type is None:
+                self._write_record(running=True)  # the full job list, before the long wait
                 self.scheduler.wait()
             else:
                 self.scheduler.stop_scheduling()

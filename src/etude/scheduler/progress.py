@@ -71,7 +71,8 @@ class Progress:
             self._jobs[job.id] = job
         if job.state == ERROR:
             self._line(f"etude: {job.name} failed: {job.reason}: {job.message or ''}".rstrip(": "))
-            self._line(f"       log: {job.dir.stderr}")
+            if job.dir.stderr.exists():
+                self._line(f"       log: {job.dir.stderr}")
         elif self._display is not None:
             self._display.refresh()
         elif job.reused:

@@ -1,0 +1,74 @@
+"""Every ```python block of docs/*.md runs as a script, so the docs cannot drift from the code.
+
+Each block runs as a file of its own in a fresh temporary folder (job processes load the script
+again to find its classes). A block whose first line is `# doctest: skip` is a fragment and is
+not run; a block whose first line is `# file: NAME.py` is saved under that name (the name shows
+in job folders), any other as `example.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+SKIP = "# doctest: skip"
+FILE_NAME = re.compile(r"#\s*file:\s*([A-Za-z_][A-Za-z0-9_]*\.py)\s*$")
+TIMEOUT = 120
+
+
+def _blocks() -> list[tuple[str, str]]:
+    """(`page.md:LINE`, source) for every python block, LINE being that of its opening fence."""
+    found = []
+    for page in sorted(DOCS.glob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        for match in FENCE.finditer(text):
+            line = text.count("\n", 0, match.start()) + 1
+            found.append((f"{page.name}:{line}", match.group(1)))
+    return found
+
+
+BLOCKS = _blocks()
+
+
+def _first_line(source: str) -> str:
+    return source.lstrip("\n").split("\n", 1)[0].strip()
+
+
+def test_docs_have_examples() -> None:
+    """The docs hold python examples, and fewer than a quarter of them are skipped fragments."""
+    assert BLOCKS, f"no ```python block found under {DOCS}"
+    skipped = [where for where, source in BLOCKS if _first_line(source) == SKIP]
+    assert len(skipped) * 4 < len(BLOCKS), f"too many skipped blocks: {skipped}"
+
+
+@pytest.mark.parametrize("source", [pytest.param(source, id=where) for where, source in BLOCKS])
+def test_doc_example_runs(source: str, tmp_path: Path) -> None:
+    """The block runs to completion, as a script, in an empty folder."""
+    first = _first_line(source)
+    if first == SKIP:
+        pytest.skip("fragment marked `# doctest: skip`")
+    named = FILE_NAME.fullmatch(first)
+    script = tmp_path / (named.group(1) if named else "example.py")
+    script.write_text(source, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ETUDE_")}
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"{script.name} exited with status {result.returncode}\n"
+            f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}",
+            pytrace=False,
+        )
