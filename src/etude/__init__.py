@@ -25,7 +25,7 @@ from .config import (
     tag,
 )
 from .scheduler import SubmitHook, experiment
-from .workspace import cache
+from .workspace import cache, partial
 
 if TYPE_CHECKING:
     from .scheduler.experiment_context import Experiment, ExperimentFailed
@@ -52,6 +52,7 @@ __all__ = [
     "experiment",
     "field",
     "identifier",
+    "partial",
     "pathgenerator",
     "tag",
 ]

@@ -17,6 +17,7 @@ from etude import (
     Task,
     TaskCancelled,
     field,
+    partial,
 )
 
 
@@ -113,3 +114,21 @@ class EvaluateCheckpoint(Task):
     def execute(self) -> None:
         with open(self.log, "a") as out:
             out.write(f"evaluate {self.checkpoint.step}\n")
+
+
+class Pretrain(ResumableTask):
+    """Continues from the checkpoint shared by runs that differ only in `epochs`."""
+
+    lr: Param[float]
+    epochs: Param[int] = field(default=2, groups="training")
+    checkpoints = partial(exclude_groups=["training"])
+
+    def execute(self) -> None:
+        state = self.checkpoints / "state.json"
+        start = json.loads(state.read_text())["epoch"] if state.exists() else 0
+        Path("started-at").write_text(str(start))
+        for epoch in range(start, self.epochs):
+            tmp = state.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"epoch": epoch + 1}))
+            os.replace(tmp, state)
+        assert self.__maintaskdir__ == self.__taskdir__

@@ -24,7 +24,7 @@ from .errors import (
 )
 from .fields import Constant, Meta, Param, PathGenerator, field, pathgenerator, tag
 from .graph import check_required, collect_tags, walk
-from .identity import digest, identifier
+from .identity import digest, identifier, partial_identifier
 from .naming import ScriptLoadStop, loading_script, type_name
 from .runtime import GracefulTimeout, TaskCancelled
 
@@ -59,6 +59,7 @@ __all__ = [
     "identifier",
     "is_config_class",
     "loading_script",
+    "partial_identifier",
     "pathgenerator",
     "schema_of",
     "tag",

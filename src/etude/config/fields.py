@@ -94,14 +94,16 @@ def field(
     *,
     default: Any = MISSING,
     default_factory: Callable[[], Any] | None = None,
-    groups: tuple[str, ...] = (),
+    groups: str | tuple[str, ...] | list[str] = (),
 ) -> Any:
     """Declare the default of a parameter: `lr: Param[float] = field(default=0.1)`.
 
     `default_factory` is called for each new configuration (use it for mutable values, or a
-    `PathGenerator` for a path inside the job directory).
+    `PathGenerator` for a path inside the job directory). `groups` names the parameter groups
+    the field belongs to (see `etude.partial`).
     """
-    return FieldSpec(default=default, default_factory=default_factory, groups=groups)
+    names = (groups,) if isinstance(groups, str) else tuple(groups)
+    return FieldSpec(default=default, default_factory=default_factory, groups=names)
 
 
 class Tagged:

@@ -96,9 +96,9 @@ def _default_keys(schema: Schema) -> dict[str, bytes | None]:
     return keys
 
 
-def _digest(cfg: Config, stack: set[int]) -> bytes:
+def _digest(cfg: Config, stack: set[int], skip_groups: frozenset[str] = frozenset()) -> bytes:
     state = cfg._etude
-    if state.digest is not None:
+    if state.digest is not None and not skip_groups:
         return state.digest
     key = id(cfg)
     if key in stack:
@@ -113,6 +113,8 @@ def _digest(cfg: Config, stack: set[int]) -> bytes:
     values = cfg.__dict__
     parts = [b"C", _str_key(type_name(cls))]
     for f in schema.identity_fields:
+        if skip_groups and skip_groups.intersection(f.groups):
+            continue
         value = values.get(f.name, MISSING)
         if value is MISSING:
             raise MissingParameterError(
@@ -132,7 +134,7 @@ def _digest(cfg: Config, stack: set[int]) -> bytes:
         parts.append(state.dep_digest)
     stack.discard(key)
     digest = hashlib.sha256(b"".join(parts)).digest()
-    if state.sealed:
+    if state.sealed and not skip_groups:
         state.digest = digest
     return digest
 
@@ -147,3 +149,13 @@ def identifier(cfg: Config) -> str:
     if not isinstance(cfg, Config):
         raise TypeError(f"identifier() takes a Config, got {type(cfg).__name__}.")
     return _digest(cfg, set()).hex()
+
+
+def partial_identifier(cfg: Config, name: str, exclude_groups: frozenset[str]) -> str:
+    """The identifier of `cfg` without its own parameters in `exclude_groups`, for partial `name`.
+
+    Configurations that differ only in those parameters share it (e.g. runs that differ only
+    in their number of epochs share a checkpoint folder). Nested configurations count whole.
+    """
+    inner = _digest(cfg, set(), exclude_groups)
+    return hashlib.sha256(b"P" + _str_key(name) + inner).hexdigest()

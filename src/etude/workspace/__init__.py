@@ -4,6 +4,7 @@ from .atomic import CorruptFileError, read_json, write_atomic, write_json_atomic
 from .cache import cache
 from .layout import JobDir, Workspace, WorkspaceError, current_workspace, short_name
 from .locks import FileLock, is_locked
+from .partial import Partial, partial
 from .status import STATES, JobStatus, check_done, process_alive, read_status
 
 __all__ = [
@@ -12,12 +13,14 @@ __all__ = [
     "FileLock",
     "JobDir",
     "JobStatus",
+    "Partial",
     "Workspace",
     "WorkspaceError",
     "cache",
     "check_done",
     "current_workspace",
     "is_locked",
+    "partial",
     "process_alive",
     "read_json",
     "read_status",
