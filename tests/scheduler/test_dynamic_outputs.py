@@ -61,3 +61,15 @@ def test_watching_a_method_of_an_unrelated_config_is_refused(workspace: Path):
             learn = lt.Learn.C(model=model, validation=lt.Validation.C(model=model))
             learn.watch_output(lt.Validation.C(model=lt.Net.C(width=3)).checkpoint, print)
             learn.submit()
+
+
+def test_watch_output_after_submit_replays_a_done_job(workspace: Path, tmp_path: Path):
+    run(workspace, tmp_path / "log")
+    seen: list = []
+    with experiment(workspace, "xp"):
+        model = lt.Net.C()
+        validation = lt.Validation.C(model=model)
+        learn = lt.Learn.C(model=model, validation=validation)
+        learn.submit()  # already done: reused at once
+        learn.watch_output(validation.checkpoint, seen.append)
+    assert sorted(c.step for c in seen) == [0, 1, 2]

@@ -80,6 +80,8 @@ def parse_size(text: str) -> int:
 
 
 def format_duration(seconds: float) -> str:
+    if seconds < 60 and seconds != int(seconds):
+        return f"{seconds:g}s"
     whole = int(seconds)
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)

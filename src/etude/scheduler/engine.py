@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -89,7 +90,7 @@ class Scheduler:
         return (
             not self._exited
             and self._callbacks_pending == 0
-            and all(job.state in FINAL for job in self.jobs)
+            and all(job.state in FINAL and not job.outputs_dirty for job in self.jobs)
         )
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -139,7 +140,7 @@ class Scheduler:
                     if now >= next_poll:
                         self._poll_elsewhere()
                         for job in self.jobs:
-                            if job.state == RUNNING:
+                            if job.state == RUNNING or job.outputs_dirty:
                                 self._drain_outputs(job)
                         next_poll = now + POLL_INTERVAL
                     if self._accepting:
@@ -150,7 +151,7 @@ class Scheduler:
 
     def _needs_polling(self) -> bool:
         return bool(self._elsewhere) or any(
-            job.output_watchers and job.state == RUNNING for job in self.jobs
+            (job.output_watchers and job.state == RUNNING) or job.outputs_dirty for job in self.jobs
         )
 
     def _schedule(self) -> None:
@@ -310,7 +311,8 @@ class Scheduler:
         self._finish(job, ERROR, "dependency", message)
 
     def _drain_outputs(self, job: Job) -> None:
-        """Queue callbacks for the dynamic-output events the job wrote since the last look."""
+        """Queue callbacks for dynamic-output events that a watcher has not seen yet."""
+        job.outputs_dirty = False
         if not job.output_watchers:
             return
         try:
@@ -318,19 +320,21 @@ class Scheduler:
                 events.seek(job.outputs_offset)
                 data = events.read()
         except FileNotFoundError:
-            return
+            data = b""
         end = data.rfind(b"\n") + 1  # a line still being written waits for the next look
         job.outputs_offset += end
         for line in data[:end].splitlines():
             try:
                 event = json.loads(line)
-                path, method, kwargs = event["path"], event["method"], event["kwargs"]
+                job.output_events.append((event["path"], event["method"], event["kwargs"]))
             except (ValueError, KeyError, TypeError) as exc:
                 logger.warning("%s: skipping a bad event line (%s)", job.dir.outputs, exc)
-                continue
-            for watched_path, watched_method, callback in job.output_watchers:
-                if (watched_path, watched_method) == (path, method):
-                    self._queue_callback(job, _output_callback(job, path, method, kwargs, callback))
+        for watcher in job.output_watchers:
+            for path, method, kwargs in job.output_events[watcher.seen :]:
+                if (watcher.path, watcher.method) == (path, method):
+                    call = _output_callback(job, path, method, kwargs, watcher.callback)
+                    self._queue_callback(job, call)
+            watcher.seen = len(job.output_events)
 
     def _finish(
         self, job: Job, state: str, reason: str | None = None, message: str | None = None
@@ -410,10 +414,10 @@ def _read_record(path: Any) -> dict[str, Any] | None:
 
 def _archive(job: Job) -> None:
     """Move the markers of an earlier attempt to `.etude/history/` before a new one."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"  # unique per attempt
     for marker in (job.dir.failed, job.dir.process):
         if marker.exists():
             job.dir.history.mkdir(exist_ok=True)
-            shutil.move(str(marker), job.dir.history / f"{stamp}-{os.getpid()}-{marker.name}")
+            shutil.move(str(marker), job.dir.history / f"{stamp}-{marker.name}")
     if job.state != WAITING:
         job.state = WAITING

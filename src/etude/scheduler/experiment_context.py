@@ -319,6 +319,8 @@ class Experiment:
             "experiment": self.name,
             "tags": {k: _plain(v) for k, v in job.tags.items()},
             "dependencies": [d.id for d in job.dependencies],
+            "requirements": str(job.requirements) if job.requirements else None,
+            "max_retries": job.max_retries,
             "config": job.config_params,
         }
 

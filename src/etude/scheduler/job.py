@@ -22,6 +22,18 @@ ERROR = "error"
 FINAL = (DONE, ERROR)
 
 
+class OutputWatcher:
+    """A `watch_output` callback and how many of the job's events it has been shown."""
+
+    __slots__ = ("callback", "method", "path", "seen")
+
+    def __init__(self, path: str, method: str, callback: Callable[[Any], Any]) -> None:
+        self.path = path
+        self.method = method
+        self.callback = callback
+        self.seen = 0
+
+
 class Job:
     """A task submitted in an experiment. `environ` and `launcher_options` are for hooks."""
 
@@ -57,8 +69,10 @@ class Job:
         self.submitted_at = time.time()
         self.started_at: float | None = None
         self.ended_at: float | None = None
-        self.output_watchers: list[tuple[str, str, Callable[[Any], Any]]] = []
-        self.outputs_offset = 0  # bytes of task-outputs.jsonl already handled
+        self.output_watchers: list[OutputWatcher] = []
+        self.output_events: list[tuple[str, str, dict[str, Any]]] = []  # read so far
+        self.outputs_offset = 0  # bytes of task-outputs.jsonl already read
+        self.outputs_dirty = False  # a watcher was added: events must be looked at again
         self.configs: dict[str, Any] = {}  # path in the task's graph -> configuration
         self.config_paths: dict[int, str] = {}  # id(configuration) -> its path
         self.output_marker: Callable[[Any], Any] | None = None
@@ -92,7 +106,8 @@ class Job:
                 "its parameters."
             )
         with self._lock:
-            self.output_watchers.append((path, method, callback))
+            self.output_watchers.append(OutputWatcher(path, method, callback))
+            self.outputs_dirty = True
 
     def take_callbacks(self, runner: Callable[[Job, Callable[[], Any]], None]) -> None:
         """Hand pending callbacks to `runner`; later ones go there directly."""
