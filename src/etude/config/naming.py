@@ -66,8 +66,20 @@ def type_name(cls: type) -> str:
     return name
 
 
+_references: dict[type, dict[str, Any]] = {}
+_roots: dict[str, str | None] = {}
+
+
 def class_reference(cls: type, where: str) -> dict[str, Any]:
     """How the job process finds `cls` again; raises `SerializationError` if it cannot."""
+    ref = _references.get(cls)
+    if ref is None:
+        ref = _class_reference(cls, where)
+        _references[cls] = ref
+    return dict(ref)
+
+
+def _class_reference(cls: type, where: str) -> dict[str, Any]:
     qualname = cls.__qualname__
     if "<locals>" in qualname:
         raise SerializationError(
@@ -102,6 +114,12 @@ def class_reference(cls: type, where: str) -> dict[str, Any]:
 
 def module_root(module: str) -> str | None:
     """The sys.path entry from which `module` was imported (for the job's sys.path)."""
+    if module not in _roots:
+        _roots[module] = _module_root(module)
+    return _roots[module]
+
+
+def _module_root(module: str) -> str | None:
     mod = sys.modules.get(module)
     file = getattr(mod, "__file__", None)
     if not file:

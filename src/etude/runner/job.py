@@ -6,7 +6,6 @@ import json
 import os
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,8 @@ def _flush() -> None:
 
 
 def _fail(job: JobDir, exc: BaseException, started: float) -> int:
+    import traceback  # lazily: only failing jobs need it
+
     reason = "timeout" if isinstance(exc, GracefulTimeout) else "error"
     record: dict[str, Any] = {
         "reason": reason,
@@ -123,6 +124,8 @@ def run_job(script: str | os.PathLike[str]) -> int:
         task.execute()
     except BaseException as exc:
         if cancellation.reason is not None:
+            import traceback  # lazily: only stopped jobs need it
+
             traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
             _flush()
             return cancellation.finish()

@@ -49,6 +49,8 @@ class Scheduler:
         self._cond = threading.Condition()
         self._pending: list[Job] = []
         self._elsewhere: list[Job] = []
+        self._running_jobs: set[Job] = set()
+        self._dirty: set[Job] = set()  # jobs given a new output watcher
         self._exited: list[tuple[Job, int]] = []
         self._running: dict[int, int] = {}
         self._callbacks: queue.SimpleQueue[tuple[Job, Callable[[], Any]] | None] = (
@@ -74,6 +76,7 @@ class Scheduler:
 
     def add(self, job: Job) -> None:
         with self._cond:
+            job.on_new_watcher = self._new_watcher
             self.jobs.append(job)
             if job.state in FINAL:
                 self._finish(job, job.state, job.reason, job.message)
@@ -89,9 +92,15 @@ class Scheduler:
     def _idle(self) -> bool:
         return (
             not self._exited
+            and not self._dirty
             and self._callbacks_pending == 0
-            and all(job.state in FINAL and not job.outputs_dirty for job in self.jobs)
+            and all(job.state in FINAL for job in self.jobs)
         )
+
+    def _new_watcher(self, job: Job) -> None:
+        with self._cond:
+            self._dirty.add(job)
+            self._cond.notify_all()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until idle (or `timeout`); return whether it is idle."""
@@ -139,9 +148,9 @@ class Scheduler:
                     now = time.monotonic()
                     if now >= next_poll:
                         self._poll_elsewhere()
-                        for job in self.jobs:
-                            if job.state == RUNNING or job.outputs_dirty:
-                                self._drain_outputs(job)
+                        for job in self._running_jobs | self._dirty:
+                            self._drain_outputs(job)
+                        self._dirty.clear()
                         next_poll = now + POLL_INTERVAL
                     if self._accepting:
                         self._schedule()
@@ -150,8 +159,8 @@ class Scheduler:
                 self._cond.wait(POLL_INTERVAL if self._needs_polling() else 1.0)
 
     def _needs_polling(self) -> bool:
-        return bool(self._elsewhere) or any(
-            (job.output_watchers and job.state == RUNNING) or job.outputs_dirty for job in self.jobs
+        return bool(self._elsewhere or self._dirty) or any(
+            job.output_watchers for job in self._running_jobs
         )
 
     def _schedule(self) -> None:
@@ -244,6 +253,7 @@ class Scheduler:
         lock.release()  # the job process holds the lock through its inherited descriptor
         job.process = process
         job.state = RUNNING
+        self._running_jobs.add(job)
         job.elsewhere = False
         self._running[id(job.launcher)] = self._running.get(id(job.launcher), 0) + 1
         self.reporter.job_changed(job)
@@ -261,6 +271,7 @@ class Scheduler:
         exited, self._exited = self._exited, []
         for job, status in exited:
             self._running[id(job.launcher)] -= 1
+            self._running_jobs.discard(job)
             if check_done(job.dir):
                 self._finish(job, DONE)
                 continue
@@ -312,7 +323,6 @@ class Scheduler:
 
     def _drain_outputs(self, job: Job) -> None:
         """Queue callbacks for dynamic-output events that a watcher has not seen yet."""
-        job.outputs_dirty = False
         if not job.output_watchers:
             return
         try:

@@ -72,7 +72,7 @@ class Job:
         self.output_watchers: list[OutputWatcher] = []
         self.output_events: list[tuple[str, str, dict[str, Any]]] = []  # read so far
         self.outputs_offset = 0  # bytes of task-outputs.jsonl already read
-        self.outputs_dirty = False  # a watcher was added: events must be looked at again
+        self.on_new_watcher: Callable[[Job], None] | None = None  # set by the scheduler
         self.configs: dict[str, Any] = {}  # path in the task's graph -> configuration
         self.config_paths: dict[int, str] = {}  # id(configuration) -> its path
         self.output_marker: Callable[[Any], Any] | None = None
@@ -107,7 +107,8 @@ class Job:
             )
         with self._lock:
             self.output_watchers.append(OutputWatcher(path, method, callback))
-            self.outputs_dirty = True
+        if self.on_new_watcher is not None:
+            self.on_new_watcher(self)
 
     def take_callbacks(self, runner: Callable[[Job, Callable[[], Any]], None]) -> None:
         """Hand pending callbacks to `runner`; later ones go there directly."""

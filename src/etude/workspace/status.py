@@ -7,17 +7,12 @@ died without a word (reason `killed`). Unreadable markers are reported, never fa
 
 from __future__ import annotations
 
-import logging
 import os
-import socket
-from dataclasses import dataclass, field
 from typing import Any
 
 from .atomic import CorruptFileError, read_json
 from .layout import JobDir
 from .locks import is_locked
-
-logger = logging.getLogger("etude.workspace")
 
 DONE = "done"
 ERROR = "error"
@@ -27,13 +22,27 @@ UNSCHEDULED = "unscheduled"
 STATES = (DONE, ERROR, RUNNING, WAITING, UNSCHEDULED)
 
 
-@dataclass
 class JobStatus:
-    state: str
-    reason: str | None = None
-    message: str | None = None
-    pid: int | None = None
-    problems: list[str] = field(default_factory=list)
+    """A job's state as read from its folder, with the problems met while reading it."""
+
+    __slots__ = ("message", "pid", "problems", "reason", "state")
+
+    def __init__(
+        self,
+        state: str,
+        reason: str | None = None,
+        message: str | None = None,
+        pid: int | None = None,
+        problems: list[str] | None = None,
+    ) -> None:
+        self.state = state
+        self.reason = reason
+        self.message = message
+        self.pid = pid
+        self.problems = problems if problems is not None else []
+
+    def __repr__(self) -> str:
+        return f"JobStatus({self.state!r}, reason={self.reason!r})"
 
 
 def _read(path: Any, problems: list[str]) -> Any:
@@ -52,6 +61,8 @@ def _read(path: Any, problems: list[str]) -> Any:
 
 def process_alive(record: dict[str, Any]) -> bool:
     """Whether the process described by `{pid, host, create_time}` still runs on this host."""
+    import socket  # lazily, like psutil below: job processes never call this
+
     if record.get("host") not in (None, socket.gethostname()):
         return True  # another machine: cannot tell, assume alive
     pid = record.get("pid")
@@ -80,7 +91,11 @@ def check_done(job: JobDir, *, repair: bool = True) -> bool:
         return True
     if not repair:
         return False
-    logger.warning("etude: %s; the job is treated as not done", "; ".join(problems))
+    import logging  # lazily: job processes never get here
+
+    logging.getLogger("etude.workspace").warning(
+        "etude: %s; the job is treated as not done", "; ".join(problems)
+    )
     job.history.mkdir(parents=True, exist_ok=True)
     try:
         os.replace(job.done, job.history / f"corrupt-{os.getpid()}-done.json")
