@@ -60,9 +60,12 @@ def is_config_class(cls: type) -> bool:
     return isinstance(cls, type) and issubclass(cls, Config)
 
 
+_schemas: dict[type, Schema] = {}
+
+
 def schema_of(cls: type[Config]) -> Schema:
     """The fields of `cls`, collected on first use (annotations may name later classes)."""
-    schema = cls.__dict__.get("__etude_schema__")
+    schema = _schemas.get(cls)
     if schema is None:
         fields = collect_fields(cls, is_config_class)
         for klass in cls.__mro__:
@@ -76,6 +79,7 @@ def schema_of(cls: type[Config]) -> Schema:
                     type.__delattr__(klass, name)
         schema = Schema(fields)
         type.__setattr__(cls, "__etude_schema__", schema)
+        _schemas[cls] = schema
     return schema
 
 

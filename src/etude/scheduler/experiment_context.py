@@ -338,7 +338,7 @@ class Experiment:
                 for job in self._jobs.values()
             ],
         }
-        write_json_atomic(folder / "run.json", record)
+        write_json_atomic(folder / "run.json", record, compact=True)
 
 
 def _marker(task: Task) -> Any:

@@ -103,6 +103,7 @@ class Workspace:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path).expanduser().absolute()
+        self._task_dirs: dict[str, tuple[Path, str]] = {}
 
     @property
     def jobs(self) -> Path:
@@ -117,7 +118,13 @@ class Workspace:
         return self.path / "config"
 
     def job_dir(self, type_name: str, job_id: str) -> JobDir:
-        return JobDir(self.jobs / type_name.lower() / job_id, short_name(type_name))
+        parent = self._task_dirs.get(type_name)
+        if parent is None:
+            parent = self._task_dirs[type_name] = (
+                self.jobs / type_name.lower(),
+                short_name(type_name),
+            )
+        return JobDir(parent[0] / job_id, parent[1])
 
     def iter_job_dirs(self) -> Iterator[JobDir]:
         """Every folder under jobs/TASK/ (valid or not), sorted by task then id."""

@@ -7,6 +7,7 @@ died without a word (reason `killed`). Unreadable markers are reported, never fa
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -84,8 +85,14 @@ def check_done(job: JobDir, *, repair: bool = True) -> bool:
     An unreadable marker (truncated, garbage) is logged with its path and, with `repair`,
     moved aside to `.etude/history/`, so the job counts as not done and runs again.
     """
-    if not os.path.exists(job.done):
+    try:
+        with open(job.done, "rb") as marker:
+            if isinstance(json.loads(marker.read()), dict):
+                return True
+    except FileNotFoundError:
         return False
+    except (OSError, ValueError):
+        pass  # reported below with the reading machinery's message
     problems: list[str] = []
     if _read(job.done, problems) is not None:
         return True
