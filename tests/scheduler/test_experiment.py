@@ -193,3 +193,21 @@ def test_job_script_runs_by_hand_under_the_job_lock(workspace: Path, tmp_path: P
     by_hand = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=60)
     assert by_hand.returncode == 0, by_hand.stderr
     assert read_status(Workspace(workspace).find_job(identifier(flaky))).state == "done"
+
+
+def test_nested_task_outputs_depend_on_the_task_only_where_marked(workspace: Path, tmp_path: Path):
+    """Seed 000's RandomFold: sampled topics depend on the fold, documents do not."""
+    (tmp_path / "topics.tsv").write_text("a\nb\nc\nd\n")
+    source = t.Dataset.C(
+        documents=t.Documents.C(path=tmp_path / "docs.tsv"),
+        topics=t.Topics.C(path=tmp_path / "topics.tsv"),
+    )
+    with experiment(workspace, "xp") as xp:
+        folds = [t.RandomFold.C(dataset=source, seed=s).submit() for s in (0, 1)]
+        counts = [t.CountTopics.C(dataset=fold) for fold in folds]
+        for count in counts:
+            count.submit()
+        assert identifier(folds[0].topics) != identifier(folds[1].topics)
+        assert identifier(folds[0].documents) == identifier(source.documents)
+        assert [d.task for d in xp.jobs[2].dependencies] == [xp.jobs[0].task]
+    assert [(c.jobpath / "count.txt").read_text() for c in counts] == ["2 docs.tsv"] * 2

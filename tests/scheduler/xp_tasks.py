@@ -205,3 +205,41 @@ class UsesHolder(Task):
 
     def execute(self) -> None:
         Path("ran").touch()
+
+
+class Documents(Config):
+    path: Meta[Path]
+
+
+class Topics(Config):
+    path: Meta[Path]
+
+
+class Dataset(Config):
+    documents: Param[Documents]
+    topics: Param[Topics]
+
+
+class RandomFold(Task):
+    """Samples topics; the documents stay those of the source dataset (seed 000 pattern)."""
+
+    dataset: Param[Dataset]
+    seed: Param[int] = 0
+    topics: Param[Path] = field(default_factory=PathGenerator("topics.tsv"))
+
+    def task_outputs(self, dep):
+        return dep(
+            Dataset.C(topics=dep(Topics.C(path=self.topics)), documents=self.dataset.documents)
+        )
+
+    def execute(self) -> None:
+        lines = self.dataset.topics.path.read_text().splitlines()
+        self.topics.write_text("\n".join(lines[self.seed :: 2]))
+
+
+class CountTopics(Task):
+    dataset: Param[Dataset]
+
+    def execute(self) -> None:
+        count = len(self.dataset.topics.path.read_text().splitlines())
+        Path("count.txt").write_text(f"{count} {self.dataset.documents.path.name}")
