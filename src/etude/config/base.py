@@ -78,7 +78,6 @@ def schema_of(cls: type[Config]) -> Schema:
                     type.__setattr__(klass, "__etude_defaults__", stash)
                     type.__delattr__(klass, name)
         schema = Schema(fields)
-        type.__setattr__(cls, "__etude_schema__", schema)
         _schemas[cls] = schema
     return schema
 
@@ -90,7 +89,6 @@ class Config:
     set; unknown names raise `UnknownParameterError`; after submission the object is sealed.
     """
 
-    __etude_schema__: Schema
     _etude: ConfigState
 
     def __init__(self, **values: Any) -> None:

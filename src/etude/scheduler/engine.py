@@ -84,11 +84,6 @@ class Scheduler:
                 self._pending.append(job)
             self._cond.notify_all()
 
-    def idle(self) -> bool:
-        """True when every job has ended and no callback is queued or running."""
-        with self._cond:
-            return self._idle()
-
     def _idle(self) -> bool:
         return (
             not self._exited
@@ -305,6 +300,7 @@ class Scheduler:
             return False
         job.retries += 1
         job.process = None
+        job.state = WAITING
         _archive(job)
         self.reporter.job_changed(job)
         self._pending.append(job)
@@ -429,5 +425,3 @@ def _archive(job: Job) -> None:
         if marker.exists():
             job.dir.history.mkdir(exist_ok=True)
             shutil.move(str(marker), job.dir.history / f"{stamp}-{marker.name}")
-    if job.state != WAITING:
-        job.state = WAITING
