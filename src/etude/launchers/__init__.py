@@ -1,8 +1,10 @@
-"""Launchers start job processes: `DirectLauncher` on this machine."""
+"""Launchers start job processes: `DirectLauncher` on this machine, `SlurmLauncher` on a
+Slurm cluster."""
 
 from .base import LaunchedJob, Launcher, LaunchRequest
 from .direct import DirectLauncher
 from .requirements import RequirementError, Requirements, parse_requirements
+from .slurm import SlurmLauncher
 
 __all__ = [
     "DirectLauncher",
@@ -11,5 +13,6 @@ __all__ = [
     "Launcher",
     "RequirementError",
     "Requirements",
+    "SlurmLauncher",
     "parse_requirements",
 ]

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from .requirements import Requirements
+
 
 @dataclass
 class LaunchRequest:
@@ -27,6 +29,8 @@ class LaunchRequest:
     time_limit: float | None = None
     append_logs: bool = False
     options: dict[str, Any] = field(default_factory=dict)
+    workspace: Path | None = None  # where a launcher may keep files of its own
+    requirements: Requirements | None = None  # what the job asked for (cores, memory, GPUs)
 
 
 class LaunchedJob(Protocol):
@@ -52,10 +56,32 @@ class Launcher(ABC):
     """Starts job processes. `max_jobs` bounds how many of its jobs run at once."""
 
     max_jobs: int
+    #: Seconds to wait for submissions to pause before starting ready jobs, so that jobs
+    #: submitted in a loop reach `launch_many` together (0: start each job at once).
+    batch_window: float = 0.0
 
     @abstractmethod
     def launch(self, request: LaunchRequest) -> LaunchedJob:
         """Start the job and return at once; raises `OSError` if it cannot be started."""
+
+    def launch_many(self, requests: list[LaunchRequest]) -> list[LaunchedJob | OSError]:
+        """Start several jobs that became ready together; one result per request, in order.
+
+        A launcher that can group them (a Slurm job array) overrides this; the error of a job
+        that could not be started takes its place in the list.
+        """
+        results: list[LaunchedJob | OSError] = []
+        for request in requests:
+            try:
+                results.append(self.launch(request))
+            except OSError as exc:
+                results.append(exc)
+        return results
+
+    def reattach(self, record: dict[str, Any]) -> LaunchedJob | None:
+        """The still-running job of a job folder's process record, if this launcher can follow
+        it from another process (a Slurm job id); None otherwise."""
+        return None
 
     def describe(self) -> dict[str, Any]:
         """What the job folder records about the launcher."""

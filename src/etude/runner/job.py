@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, ResumableTask, SerializationError, Task, runtime, type_name, walk
-from ..config.runtime import LOCK_FD_ENV, GracefulTimeout
+from ..config.runtime import DEADLINE_ENV, KILL_GRACE_ENV, LOCK_FD_ENV, GracefulTimeout
 from ..config.serialize import load
 from ..workspace import (
     FileLock,
@@ -93,6 +93,20 @@ def _output_sink(job: JobDir, task: Task) -> Any:
     return sink
 
 
+def _slurm_deadline() -> None:
+    """Set the deadline that `remaining_time()` reads from the Slurm job's time left."""
+    from ..launchers.slurm import SIGNAL_DELAY_ENV  # lazily: only Slurm jobs need it
+    from ..launchers.slurm_queue import slurm_deadline
+
+    end = slurm_deadline()
+    if end is None:
+        return
+    delay = float(os.environ.get(SIGNAL_DELAY_ENV) or 0)
+    os.environ[DEADLINE_ENV] = repr(end - delay)  # --signal stops the task that much earlier
+    if delay:
+        os.environ.setdefault(KILL_GRACE_ENV, repr(delay))
+
+
 def run_job(script: str | os.PathLike[str]) -> int:
     """Run the job whose `NAME.py` is `script`; return the process exit status.
 
@@ -113,6 +127,8 @@ def run_job(script: str | os.PathLike[str]) -> int:
             return 75  # EX_TEMPFAIL
         assert lock.fd is not None
         os.environ[LOCK_FD_ENV] = str(lock.fd)
+    if "SLURM_JOB_ID" in os.environ and DEADLINE_ENV not in os.environ:
+        _slurm_deadline()
     started = time.time()
     cancellation = Cancellation(job, started)
     cancellation.install()

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from ..config import ResumableTask
 from ..config.runtime import LOCK_FD_ENV
-from ..launchers import LaunchedJob, LaunchRequest
+from ..launchers import LaunchedJob, Launcher, LaunchRequest
 from ..workspace import FileLock, check_done, read_json, write_json_atomic
 from ..workspace.atomic import CorruptFileError
 from .job import DONE, ERROR, FINAL, RUNNING, WAITING, Job
@@ -61,6 +61,8 @@ class Scheduler:
         self._accepting = True
         self._context: contextvars.Context | None = None
         self._threads: list[threading.Thread] = []
+        self._last_add = 0.0  # when the latest job was submitted (for batching launchers)
+        self._hold_until = 0.0  # a batching launcher's jobs wait for submissions to pause
 
     # -- public -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -76,6 +78,7 @@ class Scheduler:
 
     def add(self, job: Job) -> None:
         with self._cond:
+            self._last_add = time.monotonic()
             job.on_new_watcher = self._new_watcher
             self.jobs.append(job)
             if job.state in FINAL:
@@ -151,7 +154,9 @@ class Scheduler:
                         self._schedule()
                 except Exception:  # keep scheduling the other jobs; this one is reported
                     logger.exception("etude scheduler: unexpected error")
-                self._cond.wait(POLL_INTERVAL if self._needs_polling() else 1.0)
+                timeout = POLL_INTERVAL if self._needs_polling() else 1.0
+                held = self._hold_until - time.monotonic()
+                self._cond.wait(max(0.01, min(timeout, held)) if held > 0 else timeout)
 
     def _needs_polling(self) -> bool:
         return bool(self._elsewhere or self._dirty) or any(
@@ -160,41 +165,72 @@ class Scheduler:
 
     def _schedule(self) -> None:
         waiting: list[Job] = []
+        ready: dict[int, list[tuple[Job, FileLock]]] = {}
+        now = time.monotonic()
         for job in self._pending:
             failed = next((d for d in job.dependencies if d.state == ERROR), None)
             if failed is not None:
                 self._fail_dependency(job, failed)
             elif (
-                any(d.state != DONE for d in job.dependencies)
-                or self._running.get(id(job.launcher), 0) >= job.launcher.max_jobs
+                self._held(job, now)
+                or any(d.state != DONE for d in job.dependencies)
+                or self._running.get(id(job.launcher), 0) + len(ready.get(id(job.launcher), ()))
+                >= job.launcher.max_jobs
             ):
                 waiting.append(job)
             else:
-                self._claim(job)
+                lock = self._claim(job)
+                if lock is not None:
+                    ready.setdefault(id(job.launcher), []).append((job, lock))
         self._pending = waiting
+        for claimed in ready.values():  # jobs ready together go to their launcher together
+            self._launch(claimed)
 
-    def _claim(self, job: Job) -> None:
+    def _held(self, job: Job, now: float) -> bool:
+        """Whether `job` waits for submissions to pause, so that its launcher gets a batch."""
+        window = job.launcher.batch_window
+        if window <= 0 or now - self._last_add >= window:
+            return False
+        self._hold_until = self._last_add + window
+        return True
+
+    def _claim(self, job: Job) -> FileLock | None:
+        """Take `job`'s lock to launch it; None when it ended, runs elsewhere or was re-attached."""
         lock = FileLock(job.dir.lock)
         if not lock.try_acquire():
-            if not job.elsewhere:
-                job.elsewhere = True
-                self.reporter.job_changed(job)
-            self._elsewhere.append(job)
-            return
-        if self._adopt_outcome(job, lock):
-            return
-        self._launch(job, lock)
+            if not self._reattach(job):
+                if not job.elsewhere:
+                    job.elsewhere = True
+                    self.reporter.job_changed(job)
+                self._elsewhere.append(job)
+            return None
+        if self._adopt_outcome(job, lock) or self._reattach(job):
+            lock.release()
+            return None
+        return lock
+
+    def _reattach(self, job: Job) -> bool:
+        """Follow the job again if its launcher still runs it (a Slurm job of a dead experiment)."""
+        if type(job.launcher).reattach is Launcher.reattach:
+            return False  # this launcher cannot follow jobs of other processes
+        record = _read_record(job.dir.process)
+        if record is None or record.get("launcher") != job.launcher.describe().get("launcher"):
+            return False
+        process = job.launcher.reattach(record)
+        if process is None:
+            return False
+        job.started_at = float(record.get("started") or time.time())
+        self._follow(job, process)
+        return True
 
     def _adopt_outcome(self, job: Job, lock: FileLock) -> bool:
         """With the lock held: finish `job` if it ended (done, or failed since we submitted)."""
         if check_done(job.dir):
-            lock.release()
             job.reused = True
             self._finish(job, DONE)
             return True
         record = _read_record(job.dir.failed)
         if record is not None and os.path.getmtime(job.dir.failed) >= job.submitted_at:
-            lock.release()
             self._finish(job, ERROR, str(record.get("reason", "error")), record.get("message"))
             return True
         return False
@@ -205,17 +241,40 @@ class Scheduler:
             lock = FileLock(job.dir.lock)
             if not lock.try_acquire():
                 still.append(job)
-            elif not self._adopt_outcome(job, lock):
+                continue
+            if not self._adopt_outcome(job, lock):
                 # The other process died without an outcome: run the job here.
-                lock.release()
                 job.elsewhere = False
                 self._pending.append(job)
+            lock.release()
         self._elsewhere = still
 
-    def _launch(self, job: Job, lock: FileLock) -> None:
+    def _launch(self, claimed: list[tuple[Job, FileLock]]) -> None:
+        """Start jobs of one launcher whose locks are held; each job then holds its own lock."""
+        launcher = claimed[0][0].launcher
+        requests = [self._request(job, lock) for job, lock in claimed]
+        try:
+            results = launcher.launch_many(requests)
+        except OSError as exc:
+            results = [exc] * len(claimed)
+        for (job, lock), result in zip(claimed, results, strict=True):
+            if isinstance(result, OSError):
+                message = f"cannot start the job: {result}"
+                write_json_atomic(job.dir.failed, _failure("error", message))
+                lock.release()
+                self._finish(job, ERROR, "error", message)
+                continue
+            job.started_at = time.time()
+            write_json_atomic(job.dir.process, self._process_record(job, result))
+            # A local job process holds the lock through its inherited descriptor; a remote one
+            # (Slurm) takes it itself when it starts.
+            lock.release()
+            self._follow(job, result)
+
+    def _request(self, job: Job, lock: FileLock) -> LaunchRequest:
         assert lock.fd is not None
         _archive(job)
-        request = LaunchRequest(
+        return LaunchRequest(
             job_id=job.id,
             cwd=job.path,
             argv=[sys.executable, str(job.dir.script)],
@@ -226,26 +285,20 @@ class Scheduler:
             options=dict(job.launcher_options),
             time_limit=job.requirements.duration if job.requirements else None,
             append_logs=job.retries > 0,
+            workspace=job.path.parents[2],  # WORKSPACE/jobs/NAME/ID
+            requirements=job.requirements,
         )
-        try:
-            process = job.launcher.launch(request)
-        except OSError as exc:
-            write_json_atomic(job.dir.failed, _failure("error", f"cannot start the job: {exc}"))
-            lock.release()
-            self._finish(job, ERROR, "error", f"cannot start the job: {exc}")
-            return
-        job.started_at = time.time()
-        write_json_atomic(
-            job.dir.process,
-            {
-                "pid": process.pid,
-                "host": socket.gethostname(),
-                "create_time": _create_time(process.pid, job.started_at),
-                "started": job.started_at,
-                **job.launcher.describe(),
-            },
-        )
-        lock.release()  # the job process holds the lock through its inherited descriptor
+
+    def _process_record(self, job: Job, process: LaunchedJob) -> dict[str, Any]:
+        assert job.started_at is not None
+        record: dict[str, Any] = {"host": socket.gethostname(), "started": job.started_at}
+        if process.pid:
+            record["pid"] = process.pid
+            record["create_time"] = _create_time(process.pid, job.started_at)
+        extra = getattr(process, "record", None)
+        return {**record, **(extra() if extra is not None else {}), **job.launcher.describe()}
+
+    def _follow(self, job: Job, process: LaunchedJob) -> None:
         job.process = process
         job.state = RUNNING
         self._running_jobs.add(job)
@@ -280,6 +333,14 @@ class Scheduler:
         """The failure marker of an ended job, written here if the job could not write it."""
         record = _read_record(job.dir.failed)
         timed_out = bool(job.process is not None and getattr(job.process, "timed_out", False))
+        said = getattr(job.process, "outcome", None)
+        word: dict[str, Any] | None = said() if said is not None else None
+        if word is not None:  # the launcher's account (Slurm's state) completes the record
+            if record is None:
+                record = _failure(**word)
+            else:
+                record = {**record, **{k: v for k, v in word.items() if k.startswith("slurm")}}
+            write_json_atomic(job.dir.failed, record)
         if record is None:
             how = f"signal {-status}" if status < 0 else f"exit status {status}"
             if timed_out:
