@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck pytest bench clean slurm-up slurm-down
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,14 @@ pytest: $(STAMP)
 	$(VENV)/bin/pytest -n 2 -q
 
 test: lint typecheck pytest
+
+# A real single-node Slurm cluster (root, Debian) for tests/slurm; the tests start it on
+# their own, these targets are for working by hand. Its files live in /tmp/etude-slurm.
+slurm-up:
+	$(PYTHON) tests/slurm_cluster.py up
+
+slurm-down:
+	$(PYTHON) tests/slurm_cluster.py down
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py

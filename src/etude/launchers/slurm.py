@@ -253,6 +253,8 @@ class SlurmLauncher(Launcher):
         queue = queue_for(self.squeue, self.poll_interval)
         try:
             state = queue.snapshot().get(slurm_id, (None, ""))[0]
+            if state is None:  # the listing may predate the job: ask again
+                state = queue.snapshot(max_age=0.0).get(slurm_id, (None, ""))[0]
         except OSError as exc:
             _log_warning(f"cannot check Slurm job {slurm_id}: {exc}")
             return None
