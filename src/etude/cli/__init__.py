@@ -1,4 +1,4 @@
-"""The `etude` command line: `etude jobs ...` and `etude experiments ...`.
+"""The `etude` command line: `etude jobs ...`, `etude experiments ...`, `etude launchers ...`.
 
 Each command group lives in its own module and registers its sub-commands with `register`;
 a sub-command's handler receives the resolved `Workspace` and the parsed arguments and returns
@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from ..workspace import Workspace, WorkspaceError
-from . import experiments, jobs
+from . import experiments, jobs, launchers
 
 USAGE_ERROR = 2
 
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     groups = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
     jobs.register(groups, leaf)
     experiments.register(groups, leaf)
+    launchers.register(groups, leaf)
     return parser
 
 

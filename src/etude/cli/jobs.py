@@ -11,8 +11,6 @@ import codecs
 import json
 import os
 import shutil
-import signal
-import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -20,21 +18,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from ..launchers.slurm_queue import recorded_job_state
 from ..workspace import (
     CorruptFileError,
     FileLock,
     JobDir,
     Workspace,
-    is_locked,
     process_alive,
     read_json,
     read_status,
 )
 from ..workspace.status import DONE, ERROR, RUNNING, STATES, UNSCHEDULED, WAITING
+from .kill import stop_job
 
 POLL_INTERVAL = 0.2  # seconds between two looks at a followed log or a job being stopped
 KILL_TIMEOUT = 10.0  # seconds `jobs kill` waits for the job to stop after SIGTERM
-SIGKILL_WAIT = 10.0  # at least this long after SIGKILL (which cannot be ignored) for the exit
 STATE_ALIASES = {"failed": ERROR}
 CLEANABLE = (ERROR, UNSCHEDULED)
 STATE_STYLES = {
@@ -102,7 +100,7 @@ def read_job(job: JobDir) -> JobRow:
     if recorded_id is not None and recorded_id != job.job_id:
         problems.append(f"{job.params}: id {recorded_id!r} differs from the folder name")
     experiment = params.get("experiment")
-    status = read_status(job)
+    status = read_status(job, recorded_job_state)
     return JobRow(
         dir=job,
         task=task,
@@ -130,11 +128,6 @@ def _read_params(job: JobDir, problems: list[str]) -> dict[str, Any]:
         problems.append(f"{job.params}: expected a JSON object, found {type(params).__name__}")
         return {}
     return params
-
-
-def job_label(job: JobDir) -> str:
-    """`task/short-id`, as the scheduler prints jobs."""
-    return f"{job.task_name}/{job.job_id[:12]}"
 
 
 # -- argument types --------------------------------------------------------------------------
@@ -286,7 +279,7 @@ def _log(workspace: Workspace, args: argparse.Namespace) -> int:
         printer.drain()
         if not any(path.exists() for path in paths):
             state = read_status(job).state
-            print(f"etude: {job_label(job)} has no log yet (state {state}).", file=sys.stderr)
+            print(f"etude: {job.label} has no log yet (state {state}).", file=sys.stderr)
         return 0
     while True:
         # The state is read before the files: once it says the job ended, everything the job
@@ -294,99 +287,9 @@ def _log(workspace: Workspace, args: argparse.Namespace) -> int:
         state = read_status(job).state
         printer.drain()
         if state not in (RUNNING, WAITING):
-            print(f"etude: {job_label(job)} is {state}.", file=sys.stderr)
+            print(f"etude: {job.label} is {state}.", file=sys.stderr)
             return 0
         time.sleep(POLL_INTERVAL)
-
-
-# -- jobs kill -------------------------------------------------------------------------------
-def _process_record(job: JobDir) -> dict[str, Any] | None:
-    try:
-        record = read_json(job.process)
-    except (FileNotFoundError, CorruptFileError):
-        return None
-    if not isinstance(record, dict) or not isinstance(record.get("pid"), int):
-        return None
-    return record
-
-
-def _why_not_signal(job: JobDir, record: dict[str, Any] | None) -> str | None:
-    label = job_label(job)
-    if record is None:
-        return (
-            f"{label} holds its lock but {job.process} is missing or unreadable, so its "
-            "process is unknown; try again in a moment."
-        )
-    launcher = record.get("launcher")
-    if launcher not in (None, "direct"):
-        return f"{label} was started by the {launcher!r} launcher; stop it with its own tools."
-    host = record.get("host")
-    if host not in (None, socket.gethostname()):
-        return f"{label} runs on host {host!r}; run `etude jobs kill` there."
-    return None
-
-
-def _send(pid: int, signum: int) -> None:
-    """Signal the job's process group when it leads one (its children stop too), else it."""
-    try:
-        if os.getpgid(pid) == pid:
-            os.killpg(pid, signum)
-        else:
-            os.kill(pid, signum)
-    except ProcessLookupError:
-        pass  # it ended meanwhile; the caller checks that it is gone anyway
-
-
-def _process_running(pid: int) -> bool:
-    import psutil  # lazily, as etude.workspace.status does: only `kill` needs it here
-
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-    except psutil.AccessDenied:
-        return True
-
-
-def _wait_stopped(job: JobDir, pid: int, timeout: float) -> bool:
-    """Wait until the job's lock is free and its process has ended, at most `timeout` s.
-
-    Both are needed: a job process may release its lock before it exits (while it cleans up).
-    """
-    deadline = time.monotonic() + timeout
-    while is_locked(job.lock) or _process_running(pid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(POLL_INTERVAL / 2)
-    return True
-
-
-def _kill(workspace: Workspace, args: argparse.Namespace) -> int:
-    job = workspace.find_job(args.job)
-    label = job_label(job)
-    status = read_status(job)
-    if status.state != RUNNING:
-        print(f"etude: {label} is not running (state {status.state}).", file=sys.stderr)
-        return 1
-    record = _process_record(job)
-    refusal = _why_not_signal(job, record)
-    if refusal is not None or record is None:
-        print(f"etude: {refusal}", file=sys.stderr)
-        return 1
-    pid = record["pid"]
-    _send(pid, signal.SIGTERM)
-    stopped = _wait_stopped(job, pid, args.timeout)
-    if not stopped and args.force:
-        _send(pid, signal.SIGKILL)
-        stopped = _wait_stopped(job, pid, max(args.timeout, SIGKILL_WAIT))
-    if not stopped:
-        signal_name = "SIGKILL" if args.force else "SIGTERM; pass --force to send SIGKILL"
-        print(f"etude: {label} (pid {pid}) still runs after {signal_name}.", file=sys.stderr)
-        return 1
-    after = read_status(job)
-    how = f" ({after.reason})" if after.reason else ""
-    print(f"Stopped {label} (pid {pid}); it is now {after.state}{how}.")
-    return 0
 
 
 # -- jobs clean ------------------------------------------------------------------------------
@@ -510,7 +413,7 @@ def register(groups: Commands[argparse.ArgumentParser], common: argparse.Argumen
     kill.add_argument(
         "--force", action="store_true", help="send SIGKILL if SIGTERM did not stop it in time"
     )
-    kill.set_defaults(handler=_kill)
+    kill.set_defaults(handler=stop_job)
     clean = commands.add_parser(
         "clean", parents=[common], help="delete failed and orphan job folders"
     )

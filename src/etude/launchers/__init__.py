@@ -3,6 +3,7 @@ Slurm cluster."""
 
 from .base import LaunchedJob, Launcher, LaunchRequest
 from .direct import DirectLauncher
+from .finder import LaunchersFileError, NoLauncherFits, find_launcher, load_launchers
 from .requirements import RequirementError, Requirements, parse_requirements
 from .slurm import SlurmLauncher
 
@@ -11,8 +12,12 @@ __all__ = [
     "LaunchRequest",
     "LaunchedJob",
     "Launcher",
+    "LaunchersFileError",
+    "NoLauncherFits",
     "RequirementError",
     "Requirements",
     "SlurmLauncher",
+    "find_launcher",
+    "load_launchers",
     "parse_requirements",
 ]

@@ -30,6 +30,7 @@ from ..config import (
 )
 from ..config.serialize import dump
 from ..launchers import DirectLauncher, Launcher
+from ..launchers.finder import find_launcher, launchers_path
 from ..launchers.requirements import Requirements, as_requirements
 from ..workspace import Workspace, check_done, current_workspace, write_atomic, write_json_atomic
 from ..workspace.layout import short_name
@@ -102,6 +103,7 @@ class Experiment:
         self.workspace = Workspace(self.settings.path)
         self.name = name
         self.launcher = launcher or DirectLauncher()
+        self._launcher_given = launcher is not None
         self.dry_run = _dry_run_default() if dry_run is None else dry_run
         self.progress = progress or Progress()
         self.scheduler = Scheduler(self.progress)
@@ -200,10 +202,13 @@ class Experiment:
     ) -> Any:
         if task._etude.job is not None and task._etude.job.id in self._jobs:
             return task.task_outputs(_marker(task))
-        job = self._make_job(task, launcher, tuple(init_tasks), max_retries)
-        job.requirements = as_requirements(
+        needs = as_requirements(
             requirements if requirements is not None else getattr(task, "__requirements__", None)
         )
+        if launcher is None:
+            launcher = self._launcher_for(needs)
+        job = self._make_job(task, launcher, tuple(init_tasks), max_retries)
+        job.requirements = needs
         existing = self._jobs.get(job.id)
         if existing is not None:
             task._etude.job = existing
@@ -219,6 +224,13 @@ class Experiment:
         else:
             self._register(job)
         return task.task_outputs(_marker(task))
+
+    def _launcher_for(self, needs: Requirements | None) -> Launcher:
+        """The experiment's launcher; for a job that states requirements, when the experiment
+        names no launcher and launchers.yaml exists, the first launcher there that fits."""
+        if needs is None or self._launcher_given or not launchers_path().exists():
+            return self.launcher
+        return find_launcher(needs)
 
     def _make_job(
         self,

@@ -88,6 +88,11 @@ class JobDir:
     def task_name(self) -> str:
         return self.path.parent.name
 
+    @property
+    def label(self) -> str:
+        """`task/short-id`, as the scheduler and the command line print jobs."""
+        return f"{self.task_name}/{self.job_id[:12]}"
+
     def is_done(self) -> bool:
         """Whether the done marker exists (see `workspace.status.check_done` to validate it)."""
         return os.path.exists(self.done)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 from .atomic import CorruptFileError, read_json
@@ -111,8 +112,15 @@ def check_done(job: JobDir, *, repair: bool = True) -> bool:
     return False
 
 
-def read_status(job: JobDir) -> JobStatus:
-    """The state of `job` as anyone reading its folder sees it. Never raises for bad files."""
+def read_status(
+    job: JobDir, ask_launcher: Callable[[dict[str, Any]], tuple[str, str] | None] | None = None
+) -> JobStatus:
+    """The state of `job` as anyone reading its folder sees it. Never raises for bad files.
+
+    A job handed to a remote launcher (Slurm) has a process record but no lock until it starts
+    on its node: `ask_launcher(record)` returns the launcher's `(state, reason)` for it, or None
+    when the launcher no longer knows it (then it is reported as killed).
+    """
     problems: list[str] = []
     if os.path.exists(job.done) and _read(job.done, problems) is not None:
         return JobStatus(DONE, problems=problems)
@@ -130,6 +138,12 @@ def read_status(job: JobDir) -> JobStatus:
             problems=problems,
         )
     process = _read(job.process, problems)
+    queued = ask_launcher(process) if process is not None and ask_launcher else None
+    if queued is not None:
+        state, why = queued
+        if state == "PENDING":
+            return JobStatus(WAITING, message=f"queued ({why})", problems=problems)
+        return JobStatus(RUNNING, message=state.lower(), problems=problems)
     if process is not None:
         return JobStatus(
             ERROR,
