@@ -39,9 +39,12 @@ class SlurmJob(Followed):
 
     pid = 0  # no local process
 
-    def __init__(self, launcher: SlurmLauncher, slurm_job_id: str) -> None:
+    def __init__(
+        self, launcher: SlurmLauncher, slurm_job_id: str, options: list[str] | None = None
+    ) -> None:
         self.launcher = launcher
         self.slurm_job_id = slurm_job_id
+        self.options = options
         self.timed_out = False
         self.state: str | None = None
         self.pending_reason = ""
@@ -110,7 +113,10 @@ class SlurmJob(Followed):
 
     def record(self) -> dict[str, Any]:
         """What the job folder's process record keeps, to find this job again."""
-        return {"slurm_job_id": self.slurm_job_id}
+        found: dict[str, Any] = {"slurm_job_id": self.slurm_job_id}
+        if self.options is not None:
+            found["sbatch"] = self.options
+        return found
 
 
 def _log_warning(message: str) -> None:
@@ -240,7 +246,7 @@ class SlurmLauncher(Launcher):
                 continue
             queue = queue_for(self.squeue, self.poll_interval)
             for i, slurm_id in zip(indexes, ids, strict=True):
-                job = SlurmJob(self, slurm_id)
+                job = SlurmJob(self, slurm_id, options)
                 queue.follow(job)
                 results[i] = job
         return results

@@ -66,7 +66,11 @@ def outcome(state: str | None, slurm_job_id: str) -> dict[str, Any]:
     if word == "CANCELLED":
         return {"reason": "cancelled", "message": f"{where} (scancel or an administrator)"}
     if word == "FAILED":
-        return {"reason": "error", "message": f"{where}: the batch script failed; see its logs"}
+        return {
+            "reason": "killed",
+            "message": f"{where} and no done or failed marker: the job process was killed, or "
+            "the batch script failed before it started (see .etude/slurm-*.log)",
+        }
     if word == "UNKNOWN":
         return {
             "reason": "killed",
