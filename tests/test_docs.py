@@ -48,9 +48,15 @@ def test_docs_have_examples() -> None:
     assert len(skipped) * 4 < len(BLOCKS), f"too many skipped blocks: {skipped}"
 
 
-@pytest.mark.parametrize("source", [pytest.param(source, id=where) for where, source in BLOCKS])
-def test_doc_example_runs(source: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("where", "source"), [pytest.param(where, source, id=where) for where, source in BLOCKS]
+)
+def test_doc_example_runs(
+    where: str, source: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     """The block runs to completion, as a script, in an empty folder."""
+    if where.startswith("slurm.md"):
+        request.getfixturevalue("slurm_cluster")  # the Slurm page's examples run on it
     first = _first_line(source)
     if first == SKIP:
         pytest.skip("fragment marked `# doctest: skip`")

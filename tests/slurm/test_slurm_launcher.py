@@ -219,3 +219,14 @@ def next_process_json(workspace: Path):
         return read_json(found[0]) if found else None
 
     return read
+
+
+def test_arrays_are_split_at_max_array_size(slurm_cluster, workspace: Path):
+    log = workspace / "log.txt"
+    with experiment(workspace, "xp", launcher=launcher(max_array_size=2)):
+        tasks = [st.Echo.C(value=i, log=log).submit() for i in range(5)]
+    arrays = sorted(len((a / "jobs.txt").read_text().split()) for a in
+                    (workspace / "slurm-arrays").iterdir())
+    assert arrays == [2, 2], "5 jobs, 2 per array: two arrays and one lone job"
+    assert sum("_" not in slurm_id(t) for t in tasks) == 1
+    assert len(log.read_text().splitlines()) == 5

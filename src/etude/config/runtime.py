@@ -19,6 +19,8 @@ DEADLINE_ENV = "ETUDE_JOB_DEADLINE"
 KILL_GRACE_ENV = "ETUDE_KILL_GRACE"
 #: Descriptor of the job lock that the job process inherits from the scheduler.
 LOCK_FD_ENV = "ETUDE_LOCK_FD"
+#: Seconds a job process started by a remote launcher waits for the job lock (set by launchers).
+LOCK_WAIT_ENV = "ETUDE_LOCK_WAIT"
 
 
 class GracefulTimeout(Exception):

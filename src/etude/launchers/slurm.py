@@ -19,13 +19,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..config.runtime import DEADLINE_ENV, KILL_GRACE_ENV, LOCK_FD_ENV
+from ..config.runtime import DEADLINE_ENV, KILL_GRACE_ENV, LOCK_FD_ENV, LOCK_WAIT_ENV
 from .base import LaunchedJob, Launcher, LaunchRequest
 from .requirements import RequirementError, Requirements, parse_duration, parse_size
 from .slurm_queue import ENDED, Followed, hopeless, outcome, queue_for, run_quietly
 
 #: Environment variable naming the seconds between `--signal` and the time limit.
 SIGNAL_DELAY_ENV = "ETUDE_SLURM_SIGNAL_DELAY"
+#: Seconds the job waits on the node for the experiment to let go of its lock.
+LOCK_WAIT = 120
 #: Variables the job must not inherit from the experiment process.
 _NOT_EXPORTED = (LOCK_FD_ENV, DEADLINE_ENV)
 
@@ -136,7 +138,8 @@ class SlurmLauncher(Launcher):
     `TaskCancelled`; `remaining_time()` counts down to that moment). `poll_interval` bounds
     the seconds between two squeue calls (the interval backs off from the first to the second).
     Jobs submitted less than `batch_window` seconds apart wait for each other and go out as
-    one job array when their options are equal.
+    one job array when their options are equal, `max_array_size` jobs at most per array (keep
+    it below the cluster's MaxArraySize; 1 submits each job with its own sbatch call).
     """
 
     def __init__(
@@ -157,6 +160,7 @@ class SlurmLauncher(Launcher):
         signal_delay: int | None = None,
         max_jobs: int = 10_000,
         batch_window: float = 0.5,
+        max_array_size: int = 1000,
         poll_interval: tuple[float, float] = (0.5, 10.0),
         array_folder: str | os.PathLike[str] | None = None,
     ) -> None:
@@ -170,6 +174,7 @@ class SlurmLauncher(Launcher):
         if batch_window < 0:
             raise ValueError(f"SlurmLauncher(batch_window={batch_window!r}): must be >= 0.")
         self.batch_window = float(batch_window)
+        self.max_array_size = _positive("max_array_size", max_array_size) or 1
         for name, value in (
             ("partition", partition),
             ("account", account),
@@ -231,25 +236,36 @@ class SlurmLauncher(Launcher):
             wanted = self.options(request.requirements) + _request_options(request)
             groups.setdefault(tuple(wanted), []).append(index)
         results: list[LaunchedJob | OSError] = [OSError("not submitted")] * len(requests)
-        for key, indexes in groups.items():
-            options = list(key)
-            chosen = [requests[i] for i in indexes]
-            scripts = [self._write_script(r, options) for r in chosen]
-            try:
-                if len(chosen) == 1:
-                    ids = [self._submit(scripts[0], [])]
-                else:
-                    ids = self._submit_array(chosen, scripts, options)
-            except SlurmLaunchError as exc:
-                for i in indexes:
-                    results[i] = exc
-                continue
-            queue = queue_for(self.squeue, self.poll_interval)
-            for i, slurm_id in zip(indexes, ids, strict=True):
-                job = SlurmJob(self, slurm_id, options)
-                queue.follow(job)
-                results[i] = job
+        size = self.max_array_size
+        for key, members in groups.items():
+            for start in range(0, len(members), size):
+                self._submit_group(requests, members[start : start + size], list(key), results)
         return results
+
+    def _submit_group(
+        self,
+        requests: list[LaunchRequest],
+        indexes: list[int],
+        options: list[str],
+        results: list[LaunchedJob | OSError],
+    ) -> None:
+        """Submit `requests[i]` for i in `indexes` (one sbatch call); fill in `results`."""
+        chosen = [requests[i] for i in indexes]
+        scripts = [self._write_script(r, options) for r in chosen]
+        try:
+            if len(chosen) == 1:
+                ids = [self._submit(scripts[0], [])]
+            else:
+                ids = self._submit_array(chosen, scripts, options)
+        except SlurmLaunchError as exc:
+            for i in indexes:
+                results[i] = exc
+            return
+        queue = queue_for(self.squeue, self.poll_interval)
+        for i, slurm_id in zip(indexes, ids, strict=True):
+            job = SlurmJob(self, slurm_id, options)
+            queue.follow(job)
+            results[i] = job
 
     def reattach(self, record: dict[str, Any]) -> LaunchedJob | None:
         """Follow the job of a process record again if Slurm still runs or queues it."""
@@ -285,6 +301,8 @@ class SlurmLauncher(Launcher):
         lines += _exports(request.env)
         if self.signal_delay:
             lines.append(f"export {SIGNAL_DELAY_ENV}={self.signal_delay}")
+        # The submitting experiment lets go of the job lock just after sbatch returns.
+        lines.append(f"export {LOCK_WAIT_ENV}={LOCK_WAIT}")
         lines.append(f"cd {shlex.quote(str(request.cwd))}")
         command = " ".join(shlex.quote(_relative(a, request.cwd)) for a in request.argv)
         out, err = (

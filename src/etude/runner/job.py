@@ -10,12 +10,19 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, ResumableTask, SerializationError, Task, runtime, type_name, walk
-from ..config.runtime import DEADLINE_ENV, KILL_GRACE_ENV, LOCK_FD_ENV, GracefulTimeout
+from ..config.runtime import (
+    DEADLINE_ENV,
+    KILL_GRACE_ENV,
+    LOCK_FD_ENV,
+    LOCK_WAIT_ENV,
+    GracefulTimeout,
+)
 from ..config.serialize import load
 from ..workspace import (
     FileLock,
     JobDir,
     Workspace,
+    check_done,
     current_workspace,
     read_json,
     write_json_atomic,
@@ -93,6 +100,17 @@ def _output_sink(job: JobDir, task: Task) -> Any:
     return sink
 
 
+def _take_lock(lock: FileLock, wait: float) -> bool:
+    """Take the job lock, waiting up to `wait` seconds: a cluster job may start before the
+    experiment that submitted it has let go of the lock."""
+    deadline = time.monotonic() + wait
+    while not lock.try_acquire():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def _slurm_deadline() -> None:
     """Set the deadline that `remaining_time()` reads from the Slurm job's time left."""
     from ..launchers.slurm import SIGNAL_DELAY_ENV  # lazily: only Slurm jobs need it
@@ -117,14 +135,17 @@ def run_job(script: str | os.PathLike[str]) -> int:
     """
     path = Path(script).resolve()
     job = JobDir(path.parent, short_name(path.stem))
-    if LOCK_FD_ENV not in os.environ:  # run by hand: take the job lock ourselves
+    if LOCK_FD_ENV not in os.environ:  # by hand, or on a cluster node: take the lock here
         lock = FileLock(job.lock)
-        if not lock.try_acquire():
+        if not _take_lock(lock, float(os.environ.get(LOCK_WAIT_ENV) or 0)):
             print(
                 f"etude: {job.path} is running in another process; not starting it twice.",
                 file=sys.stderr,
             )
             return 75  # EX_TEMPFAIL
+        if check_done(job, repair=False):  # it ran while we waited for the lock
+            print(f"etude: {job.path} is already done.", file=sys.stderr)
+            return 0
         assert lock.fd is not None
         os.environ[LOCK_FD_ENV] = str(lock.fd)
     if "SLURM_JOB_ID" in os.environ and DEADLINE_ENV not in os.environ:
