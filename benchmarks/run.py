@@ -1,14 +1,16 @@
-"""`make bench`: time etude against the goals of SPEC section 8, and experimaestro beside it.
+"""`make bench`: time etude against the goals of SPEC section 8, with its peers beside it.
 
 Every measure runs in a fresh interpreter (cold imports): etude with this interpreter (the
-project's `.venv`), experimaestro with `.venv-bench`, which this script creates and fills
-with experimaestro on first use. If experimaestro cannot be installed or one of its measures
-fails, its column says n/a and why; the exit status is non-zero only when an etude measure
-fails.
+project's `.venv`), the peers with `.venv-bench`, which this script creates and fills on
+first use: experimaestro for the scheduler measures, exca for the pydantic infra ones. If a
+peer cannot be installed or one of its measures fails, its column says n/a and why; the exit
+status is non-zero only when an etude measure fails. While `etude.infra` cannot be imported
+yet, its rows say so instead of failing the run.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -24,6 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 HERE = ROOT / "benchmarks"
 BENCH_VENV = ROOT / ".venv-bench"
 XPM_VERSION = "2.7.0"
+EXCA_SPEC = "0.6.*"  # pip version specifier: the newest 0.6 release
+PEERS = {"experimaestro": f"=={XPM_VERSION}", "exca": f"=={EXCA_SPEC}"}
 
 IMPORT_REPEATS = 7
 IDENTIFIER_REPEATS = 3
@@ -31,6 +35,12 @@ TASK_REPEATS = 2  # 100 real processes each: experimaestro needs ~30 s per run
 N_IDENTIFIERS = 10_000
 N_TASKS = 100
 N_RESUBMIT = 10_000
+INFRA_REPEATS = 3
+N_UIDS = 10_000
+N_TASK_FIRST = 50
+N_TASK_CACHED = 200  # timed calls; one more is made first, untimed (first-use imports)
+N_MAP = 10_000
+N_SLURM = 200
 
 
 class CaseFailed(RuntimeError):
@@ -47,6 +57,7 @@ class Framework:
     module: str
     missing: str = ""
     timeout: float = 120.0
+    args: tuple[str, ...] = ()  # put before the case name on the command line
 
 
 @dataclass
@@ -63,37 +74,70 @@ def _bench_python() -> Path:
     return BENCH_VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
-def _installed_xpm(python: Path) -> str | None:
-    probe = "from importlib.metadata import version; print(version('experimaestro'))"
+def installed_version(python: Path, package: str) -> str | None:
+    probe = f"from importlib.metadata import version; print(version({package!r}))"
     done = subprocess.run([str(python), "-c", probe], capture_output=True, text=True)
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def ensure_bench_env() -> tuple[Path | None, str]:
-    """`.venv-bench` with experimaestro==XPM_VERSION: (its python, "") or (None, why not)."""
+def _satisfies(version: str | None, spec: str) -> bool:
+    """`version` matches `==X` or `==X.*` (the only specifiers PEERS uses)."""
+    wanted = spec.removeprefix("==")
+    if version is None:
+        return False
+    if wanted.endswith(".*"):
+        return version.startswith(wanted[:-1])
+    return version == wanted
+
+
+def _run_step(argv: list[str]) -> str:
+    """Run one set-up command; "" if it worked, else why not."""
+    _note(f"setting up {BENCH_VENV.name}: {' '.join(Path(a).name for a in argv[:3])} ...")
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+    except subprocess.TimeoutExpired:
+        return f"`{' '.join(argv)}` took more than 900 s"
+    if done.returncode == 0:
+        return ""
+    lines = (done.stdout + done.stderr).strip().splitlines()[-15:]
+    tail = "\n".join(ln if len(ln) < 300 else ln[:300] + " ..." for ln in lines)
+    return f"`{' '.join(argv)}` exited {done.returncode}; its output ends with:\n{tail}"
+
+
+def ensure_bench_env() -> tuple[Path | None, dict[str, str]]:
+    """`.venv-bench` with every peer of PEERS: (its python, {peer: why it is missing}).
+
+    Each peer is installed by its own pip call, so one that fails leaves the others usable.
+    """
     python = _bench_python()
-    if python.exists() and _installed_xpm(python) == XPM_VERSION:
-        return python, ""
-    steps = []
     if not python.exists():
-        steps.append([sys.executable, "-m", "venv", str(BENCH_VENV)])
-    steps.append([str(python), "-m", "pip", "install", "--quiet", f"experimaestro=={XPM_VERSION}"])
-    for argv in steps:
-        _note(f"setting up {BENCH_VENV.name}: {' '.join(Path(a).name for a in argv[:3])} ...")
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=900)
-        except subprocess.TimeoutExpired:
-            return None, f"`{' '.join(argv)}` took more than 900 s"
-        if done.returncode != 0:
-            lines = (done.stdout + done.stderr).strip().splitlines()[-15:]
-            tail = "\n".join(ln if len(ln) < 300 else ln[:300] + " ..." for ln in lines)
-            return (
-                None,
-                f"`{' '.join(argv)}` exited {done.returncode}; its output ends with:\n{tail}",
-            )
-    if _installed_xpm(python) != XPM_VERSION:
-        return None, f"experimaestro {XPM_VERSION} is still not importable from {python}"
-    return python, ""
+        why = _run_step([sys.executable, "-m", "venv", str(BENCH_VENV)])
+        if why:
+            return None, dict.fromkeys(PEERS, why)
+    missing: dict[str, str] = {}
+    for package, spec in PEERS.items():
+        if _satisfies(installed_version(python, package), spec):
+            continue
+        why = _run_step([str(python), "-m", "pip", "install", "--quiet", f"{package}{spec}"])
+        if not why and not _satisfies(installed_version(python, package), spec):
+            why = f"{package}{spec} is still not importable from {python}"
+        if why:
+            missing[package] = why
+    return python, missing
+
+
+def probe_etude_infra() -> tuple[bool, str]:
+    """(importable, why not): can this interpreter import etude.infra's two classes?
+
+    The second value is the error's last line. An ImportError means "not written yet"; any
+    other error is a broken etude.infra, which fails the run.
+    """
+    code = "from etude.infra import TaskInfra, MapInfra"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env())
+    if done.returncode == 0:
+        return True, ""
+    last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+    return False, last
 
 
 def _loud(message: str) -> None:
@@ -124,7 +168,7 @@ def _env() -> dict[str, str]:
 def run_case(fw: Framework, *args: str) -> dict[str, float]:
     """Run `fw.script *args` in a fresh interpreter; return its `BENCH {json}` line."""
     assert fw.python is not None
-    argv = [str(fw.python), str(fw.script), *args]
+    argv = [str(fw.python), str(fw.script), *fw.args, *args]
     try:
         done = subprocess.run(
             argv, capture_output=True, text=True, timeout=fw.timeout, env=_env(), cwd=HERE
@@ -206,19 +250,144 @@ def measure_resubmit(fw: Framework) -> float:
         return best_of(TASK_REPEATS, once)
 
 
-def collect(frameworks: list[Framework]) -> tuple[list[Row], bool]:
-    """Run every measure for every framework; return the rows and whether etude's all ran."""
-    bare = Row("interpreter start (`python -c pass`)", None, "reference")
-    imp = Row("import (beyond interpreter start)", 0.080, "< 80 ms")
-    ids = Row(f"identifiers of {N_IDENTIFIERS:,} configs", 0.15, "< 0.15 s")
-    tasks = Row(f"{N_TASKS} trivial tasks, submit to done", 3.0, "< 3 s")
-    again = Row(f"resubmit {N_RESUBMIT:,} completed tasks", 1.0, "< 1 s")
-    steps: list[tuple[list[Row], Callable[[Framework], float | tuple[float, float]]]] = [
-        ([bare, imp], measure_startup),
-        ([ids], measure_identifiers),
-        ([tasks], measure_tasks),
-        ([again], measure_resubmit),
+# -- the pydantic infra measures (infra_cases.py, etude against exca) -----------------------
+def _scratch() -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix="etude-bench-", ignore_cleanup_errors=True)
+
+
+def _expect(result: dict[str, float], key: str, wanted: int, what: str) -> None:
+    if result.get(key) != wanted:
+        raise CaseFailed(f"{what}: expected {key}={wanted}, got {result}")
+
+
+def measure_infra_uids(fw: Framework) -> float:
+    def once() -> float:
+        result = run_case(fw, "uids", str(N_UIDS))
+        _expect(result, "distinct", N_UIDS, "uids")
+        return result["seconds"]
+
+    return best_of(INFRA_REPEATS, once)
+
+
+def measure_task_first(fw: Framework) -> float:
+    def once() -> float:
+        with _scratch() as d:
+            result = run_case(fw, "task-first", str(Path(d) / "cache"), str(N_TASK_FIRST))
+        _expect(result, "computed", N_TASK_FIRST, "task-first")
+        return result["per_call"]
+
+    return best_of(INFRA_REPEATS, once)
+
+
+def measure_task_cached(fw: Framework) -> float:
+    with _scratch() as d:
+        folder, count = str(Path(d) / "cache"), str(N_TASK_CACHED + 1)
+        run_case(fw, "task-prepare", folder, count)
+
+        def once() -> float:
+            result = run_case(fw, "task-cached", folder, count)
+            _expect(result, "computed", 0, "task-cached (results prepared on disk)")
+            return result["per_call"]
+
+        return best_of(INFRA_REPEATS, once)
+
+
+def measure_map_first(fw: Framework) -> float:
+    def once() -> float:
+        with _scratch() as d:
+            result = run_case(fw, "map-first", str(Path(d) / "cache"), str(N_MAP))
+        _expect(result, "computed", N_MAP, "map-first")
+        return result["seconds"]
+
+    return best_of(INFRA_REPEATS, once)
+
+
+def measure_map_cached(fw: Framework) -> float:
+    with _scratch() as d:
+        folder = str(Path(d) / "cache")
+        run_case(fw, "map-first", folder, str(N_MAP))
+
+        def once() -> float:
+            result = run_case(fw, "map-cached", folder, str(N_MAP))
+            _expect(result, "computed", 0, "map-cached (items computed by map-first)")
+            return result["seconds"]
+
+        return best_of(INFRA_REPEATS, once)
+
+
+# -- running the measures ------------------------------------------------------------------
+Measure = Callable[[Framework], "float | tuple[float, float]"]
+Step = tuple[list[Row], Measure]
+
+
+def core_steps() -> list[Step]:
+    """The scheduler measures, etude against experimaestro."""
+    return [
+        (
+            [
+                Row("interpreter start (`python -c pass`)", None, "reference"),
+                Row("import (beyond interpreter start)", 0.080, "< 80 ms"),
+            ],
+            measure_startup,
+        ),
+        ([Row(f"identifiers of {N_IDENTIFIERS:,} configs", 0.15, "< 0.15 s")], measure_identifiers),
+        ([Row(f"{N_TASKS} trivial tasks, submit to done", 3.0, "< 3 s")], measure_tasks),
+        ([Row(f"resubmit {N_RESUBMIT:,} completed tasks", 1.0, "< 1 s")], measure_resubmit),
     ]
+
+
+def infra_steps() -> list[Step]:
+    """The pydantic infra measures, etude.infra against exca (same script, same classes)."""
+    return [
+        (
+            [Row(f"uids of {N_UIDS:,} models (`infra.uid()`)", None, "reference")],
+            measure_infra_uids,
+        ),
+        ([Row("TaskInfra first call, per call", None, "reference")], measure_task_first),
+        (
+            [Row("TaskInfra cached call on a new object, per call", 0.0002, "< 0.2 ms")],
+            measure_task_cached,
+        ),
+        ([Row(f"MapInfra first run, {N_MAP:,} items", None, "reference")], measure_map_first),
+        ([Row(f"MapInfra cached reload, {N_MAP:,} items", 0.05, "< 0.05 s")], measure_map_cached),
+    ]
+
+
+def measure_slurm_jobs(fw: Framework) -> float:
+    """One run: N_SLURM trivial jobs on the test cluster, submit to all done."""
+    with _scratch() as scratch:
+        result = run_case(fw, str(Path(scratch) / "ws"), str(N_SLURM))
+    _expect(result, "jobs", N_SLURM, "Slurm jobs")
+    _note(f"{fw.label}: {result['sbatch_calls']} sbatch call(s)")
+    return float(result["seconds"])
+
+
+def slurm_steps() -> list[Step]:
+    """Slurm: the same jobs as one array (etude's default) and with one sbatch call per job."""
+    return [([Row(f"{N_SLURM} trivial jobs on Slurm, submit to done", None, "reference")],
+              measure_slurm_jobs)]
+
+
+def slurm_frameworks() -> list[Framework]:
+    """Both sides run slurm_cases.py on the single-node test cluster (started if needed)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    try:
+        from slurm_cluster import SlurmClusterError, start
+
+        start()
+        python, missing = Path(sys.executable), ""
+    except (ImportError, SlurmClusterError, OSError) as exc:
+        _loud(f"no Slurm cluster for the Slurm benchmark: {exc}")
+        python, missing = None, f"no Slurm cluster: {exc}"
+    script = HERE / "slurm_cases.py"
+    return [
+        Framework("etude", python, script, "etude", missing, 600.0, ("array",)),
+        Framework("per-job", python, script, "etude", missing, 600.0, ("single",)),
+    ]
+
+
+def collect(frameworks: list[Framework], steps: list[Step]) -> tuple[list[Row], bool]:
+    """Run every measure for every framework; return the rows and whether etude's all ran."""
     etude_ok = True
     for fw in frameworks:
         for rows, measure in steps:
@@ -241,20 +410,22 @@ def collect(frameworks: list[Framework]) -> tuple[list[Row], bool]:
             for row, value in zip(rows, values, strict=True):
                 row.values[fw.label] = value
                 _note(f"{fw.label}: {row.label}: {_fmt(value)}")
-    return [bare, imp, ids, tasks, again], etude_ok
+    return [row for rows, _ in steps for row in rows], etude_ok
 
 
 # -- the report ----------------------------------------------------------------------------
 def _fmt(seconds: float | None) -> str:
     if seconds is None:
         return "n/a"
+    if seconds < 0.001:
+        return f"{seconds * 1000:.3f} ms"
     if seconds < 1.0:
         return f"{seconds * 1000:.1f} ms"
     return f"{seconds:.2f} s"
 
 
-def table_cells(row: Row) -> list[str]:
-    ours, theirs = row.values.get("etude"), row.values.get("experimaestro")
+def table_cells(row: Row, peer: str) -> list[str]:
+    ours, theirs = row.values.get("etude"), row.values.get(peer)
     verdict = ""
     if row.target is not None and ours is not None:
         verdict = "yes" if ours <= row.target else "NO"
@@ -262,21 +433,20 @@ def table_cells(row: Row) -> list[str]:
     return [row.label, _fmt(ours), row.target_text, verdict, _fmt(theirs), ratio]
 
 
-HEADERS = ["measure", "etude", "SPEC target", "met", f"experimaestro {XPM_VERSION}", "etude / xpm"]
-
-
-def print_table(rows: list[Row]) -> None:
-    cells = [table_cells(row) for row in rows]
+def print_table(rows: list[Row], title: str, peer: str, peer_header: str) -> None:
+    headers = ["measure", "etude", "SPEC target", "met", peer_header, f"etude / {peer}"]
+    cells = [table_cells(row, peer) for row in rows]
     try:
         from rich.console import Console
         from rich.table import Table
     except ImportError:  # rich is an etude dependency, but a plain table will do without it
-        widths = [max(len(c[i]) for c in [HEADERS, *cells]) for i in range(len(HEADERS))]
-        for line in [HEADERS, ["-" * w for w in widths], *cells]:
+        widths = [max(len(c[i]) for c in [headers, *cells]) for i in range(len(headers))]
+        print(title)
+        for line in [headers, ["-" * w for w in widths], *cells]:
             print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)))
         return
-    table = Table(title="etude benchmarks (SPEC section 8)")
-    for i, header in enumerate(HEADERS):
+    table = Table(title=title)
+    for i, header in enumerate(headers):
         table.add_column(header, justify="left" if i == 0 else "right")
     for line in cells:
         table.add_row(*line)
@@ -294,31 +464,88 @@ def print_notes(rows: list[Row]) -> None:
         print(f"{label} n/a for {which}: {reason}")
 
 
-def main() -> int:
-    started = time.perf_counter()
-    bench_python, why = ensure_bench_env()
-    if bench_python is None:
+def _peer(python: Path | None, missing: dict[str, str], package: str) -> tuple[Path | None, str]:
+    """The interpreter to run `package`'s cases with, or None; and its column header."""
+    if python is None or package in missing:
         _loud(
-            f"experimaestro {XPM_VERSION} could not be installed into {BENCH_VENV}.\n"
-            f"Its column will read n/a. Cause:\n{why}"
+            f"{package}{PEERS[package]} could not be installed into {BENCH_VENV}.\n"
+            f"Its column will read n/a. Cause:\n{missing.get(package, '')}"
         )
+        return None, f"{package} {PEERS[package].removeprefix('==')}"
+    return python, f"{package} {installed_version(python, package)}"
+
+
+def infra_frameworks(bench_python: Path | None, exca_header: str) -> tuple[list[Framework], bool]:
+    """etude and exca running infra_cases.py; False when etude.infra is broken (not absent)."""
+    ok, why = probe_etude_infra()
+    absent = not ok and why.startswith(("ImportError", "ModuleNotFoundError"))
+    if not ok:
+        _note(f"etude.infra {'not available yet' if absent else 'FAILED to import'}: {why}")
+    script = HERE / "infra_cases.py"
     frameworks = [
-        Framework("etude", Path(sys.executable), HERE / "etude_cases.py", "etude"),
         Framework(
-            "experimaestro",
+            "etude",
+            Path(sys.executable) if ok else None,
+            script,
+            "etude.infra",
+            missing=f"etude.infra {'not available yet' if absent else 'fails to import'}: {why}",
+            args=("--lib", "etude"),
+        ),
+        Framework(
+            "exca",
             bench_python,
-            HERE / "xpm_cases.py",
-            "experimaestro",
-            missing=f"experimaestro {XPM_VERSION} could not be installed (see above)",
-            timeout=240.0,
+            script,
+            "exca",
+            missing=f"{exca_header} could not be installed (see above)",
+            args=("--lib", "exca"),
         ),
     ]
+    return frameworks, ok or absent
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument(
+        "--only", choices=["core", "infra", "slurm"], help="run one table only (default: all)"
+    )
+    only = parser.parse_args().only
+    started = time.perf_counter()
+    bench_python, missing = ensure_bench_env()
+    xpm_python, xpm_header = _peer(bench_python, missing, "experimaestro")
+    exca_python, exca_header = _peer(bench_python, missing, "exca")
     load_before = _load()
-    rows, etude_ok = collect(frameworks)
+    etude_ok = True
+    tables: list[tuple[list[Row], str, str, str]] = []
+    if only in (None, "core"):
+        frameworks = [
+            Framework("etude", Path(sys.executable), HERE / "etude_cases.py", "etude"),
+            Framework(
+                "experimaestro",
+                xpm_python,
+                HERE / "xpm_cases.py",
+                "experimaestro",
+                missing=f"{xpm_header} could not be installed (see above)",
+                timeout=240.0,
+            ),
+        ]
+        rows, ok = collect(frameworks, core_steps())
+        etude_ok = etude_ok and ok
+        tables.append((rows, "etude benchmarks (SPEC section 8)", "experimaestro", xpm_header))
+    if only in (None, "infra"):
+        frameworks, infra_ok = infra_frameworks(exca_python, exca_header)
+        rows, ok = collect(frameworks, infra_steps())
+        etude_ok = etude_ok and ok and infra_ok
+        tables.append((rows, "pydantic infra (SPEC sections 4 and 8)", "exca", exca_header))
+    if only in (None, "slurm"):
+        rows, ok = collect(slurm_frameworks(), slurm_steps())
+        tables.append(
+            (rows, "Slurm: one job array (etude) vs one sbatch per job", "per-job", "per job")
+        )
     print(
         f"\n{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
         f"best of {IMPORT_REPEATS} (import), {IDENTIFIER_REPEATS} (identifiers), "
-        f"{TASK_REPEATS} (tasks, resubmit); each run in a fresh interpreter."
+        f"{TASK_REPEATS} (tasks, resubmit), {INFRA_REPEATS} (infra); each run in a fresh "
+        "interpreter."
     )
     busy = max(load_before, _load())
     if busy > (os.cpu_count() or 1) * 0.5:
@@ -326,8 +553,9 @@ def main() -> int:
             f"note: the machine was busy (1-minute load average up to {busy:.1f} on "
             f"{os.cpu_count()} CPUs); timings of process-heavy measures are inflated."
         )
-    print_table(rows)
-    print_notes(rows)
+    for rows, title, peer, header in tables:
+        print_table(rows, title, peer, header)
+        print_notes(rows)
     print(f"total benchmark time: {time.perf_counter() - started:.0f} s")
     return 0 if etude_ok else 1
 
