@@ -304,7 +304,7 @@ class SlurmLauncher(Launcher):
         # The submitting experiment lets go of the job lock just after sbatch returns.
         lines.append(f"export {LOCK_WAIT_ENV}={LOCK_WAIT}")
         lines.append(f"cd {shlex.quote(str(request.cwd))}")
-        command = " ".join(shlex.quote(_relative(a, request.cwd)) for a in request.argv)
+        command = " ".join(shlex.quote(a) for a in request.argv)  # as given: the job may chdir
         out, err = (
             shlex.quote(_relative(p, request.cwd))
             for p in (request.stdout, request.stderr)

@@ -1,0 +1,205 @@
+"""`MapInfra`: cache one result per item of a method that maps items to results.
+
+The decorated method takes an iterable of items and yields one result per item, in order.
+Calling it returns an iterator over the results of the given items: those already in the
+cache are read back, the others are computed first (in this process, or spread over job
+processes in chunks), and stored one per item in an `ItemStore` under the uid folder.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pydantic
+
+from ..config.naming import ScriptLoadStop, loading_script
+from ..workspace import JobDir
+from .base import BaseInfra, Keys, logger
+from .errors import InfraConfigError, JobError, ReadOnlyError
+from .itemstore import ItemStore
+from .jobs import FAILED, Submission, resolve_cluster, submit
+from .method import ExclusionOption, InfraMethod
+from .results import archive_failure, job_dir, write_json_quick
+from .uid import digest
+
+F = TypeVar("F", bound=Callable[..., Any])
+ITEMS, JOBS = "items", "jobs"
+_STORES: dict[str, ItemStore] = {}  # one store object per folder: it keeps the index read
+
+
+def _store(folder: str) -> ItemStore:
+    store = _STORES.get(folder)
+    if store is None:
+        store = _STORES[folder] = ItemStore(folder, fallback="pickle")
+    return store
+
+
+class MapInfra(BaseInfra):
+    """Caches one result per item; see docs/pydantic-infra.md.
+
+    `max_jobs` bounds the number of jobs the missing items are spread over, and
+    `min_samples_per_job` the smallest chunk worth a job of its own.
+    """
+
+    max_jobs: pydantic.PositiveInt = 128
+    min_samples_per_job: pydantic.PositiveInt = 2048
+
+    def apply(
+        self,
+        *,
+        item_uid: Callable[[Any], str],
+        exclude_from_cache_uid: ExclusionOption = None,
+    ) -> Callable[[F], F]:
+        """Decorate the method mapping items to results; `item_uid(item)` names each item."""
+        if not callable(item_uid):
+            raise InfraConfigError(
+                f"MapInfra.apply(item_uid=...): expected a function giving each item's uid as "
+                f"a string (e.g. item_uid=str), got {item_uid!r}."
+            )
+
+        def decorate(func: Callable[..., Any]) -> Any:
+            self._mark_applied(getattr(func, "__qualname__", repr(func)))
+            return InfraMethod(
+                self,
+                func,
+                arguments=1,
+                exclude_from_cache_uid=exclude_from_cache_uid,
+                item_uid=item_uid,
+            )
+
+        return decorate
+
+    def _call(self, items: Iterable[Any]) -> Iterator[Any]:
+        if loading_script():
+            raise ScriptLoadStop()  # a job process is loading the script for its classes
+        items = list(items)
+        keys = self._keys()
+        uids = self._item_uids(items)
+        runtime = self._runtime()
+        first: dict[str, Any] = {}
+        for uid, item in zip(uids, items, strict=True):
+            first.setdefault(uid, item)
+        forced = self.mode == "force" and keys.uid not in runtime.forced
+        runtime.forced.add(keys.uid)
+        if self.folder is None:
+            memory = runtime.items.setdefault(keys.uid, {})
+            missing = list(first) if forced else [u for u in first if u not in memory]
+            self._check_read_only(keys, missing)
+            if missing:
+                self._compute(missing, [first[u] for u in missing], memory.__setitem__)
+            return iter([memory[u] for u in uids])
+        folder = f"{self._method_folder()}/{keys.uid}"
+        store = _store(f"{folder}/{ITEMS}")
+        if forced:
+            store.remove(list(first))
+        present = store.keys()
+        missing = [u for u in first if u not in present]
+        self._check_read_only(keys, missing)
+        if missing:
+            self._prepare_folder(keys, rewrite=forced)
+            self._compute_missing(keys, store, missing, [first[u] for u in missing])
+        else:
+            self._check_configs(Path(folder), keys)
+        return iter(store.get_many(uids))
+
+    def _item_uids(self, items: list[Any]) -> list[str]:
+        item_uid = self._runtime().get_method().item_uid
+        assert item_uid is not None
+        uids = [item_uid(item) for item in items]
+        for item, uid in zip(items, uids, strict=True):
+            if not isinstance(uid, str):
+                raise InfraConfigError(
+                    f"{self._where()}: item_uid({item!r}) returned {uid!r} "
+                    f"({type(uid).__name__}); it must return a str (e.g. item_uid=str)."
+                )
+        return uids
+
+    def _check_read_only(self, keys: Keys, missing: list[str]) -> None:
+        if missing and self.mode == "read-only":
+            shown = ", ".join(repr(u) for u in missing[:5])
+            raise ReadOnlyError(
+                f"{self._where()}: {len(missing)} item(s) are not in the cache of uid "
+                f"{keys.uid} ({shown}{', ...' if len(missing) > 5 else ''}) and infra.mode is "
+                "'read-only'. Compute them first with mode='cached'."
+            )
+
+    def _compute(self, uids: list[str], items: list[Any], put: Callable[[str, Any], None]) -> None:
+        """Run the method on `items` in this process, handing each result to `put`."""
+        runtime = self._runtime()
+        outputs = iter(runtime.get_method().func(runtime.owner, items))
+        done = object()
+        for count, uid in enumerate(uids):
+            value = next(outputs, done)
+            if value is done:
+                raise self._count_error(len(uids), count)
+            put(uid, value)
+        if next(outputs, done) is not done:
+            raise self._count_error(len(uids), None)
+
+    def _count_error(self, expected: int, got: int | None) -> InfraConfigError:
+        found = "more" if got is None else str(got)
+        return InfraConfigError(
+            f"{self._where()}: the method yielded {found} results for {expected} items; it "
+            "must yield exactly one result per item, in the order of the items."
+        )
+
+    def _compute_missing(
+        self, keys: Keys, store: ItemStore, uids: list[str], items: list[Any]
+    ) -> None:
+        cluster = resolve_cluster(self.cluster)
+        if cluster is None:
+            with store.writer() as writer:
+                self._compute(uids, items, writer.add)
+            return
+        count = min(self.max_jobs, math.ceil(len(uids) / self.min_samples_per_job))
+        if cluster == "local":
+            count = min(count, os.cpu_count() or 1)
+        count = max(1, count)
+        size = math.ceil(len(uids) / count)
+        runtime = self._runtime()
+        subs = []
+        for start in range(0, len(uids), size):
+            chunk = uids[start : start + size]
+            job = job_dir(f"{self._method_folder()}/{keys.uid}/{JOBS}/{digest(chunk)[:16]}")
+            job.meta.mkdir(parents=True, exist_ok=True)
+            subs.append(
+                Submission(
+                    job=job,
+                    owner=runtime.owner,
+                    field=runtime.field,
+                    loader=lambda: None,
+                    what=self._where(),
+                    items=items[start : start + size],
+                    meta={"uids": chunk, "store": str(store.folder)},
+                    hint="Calling the method again computes the missing items again.",
+                )
+            )
+        logger.info("etude: %s: %d items in %d jobs", self._where(), len(uids), len(subs))
+        jobs = submit(self, subs, max_workers=len(subs))
+        for started in jobs:
+            started.wait()
+        failed = [started for started in jobs if started.status() == FAILED]
+        if failed:
+            try:
+                failed[0].result()
+            except JobError as exc:
+                raise JobError(
+                    f"{len(failed)} of {len(jobs)} jobs failed; the first one:\n{exc}",
+                    error_type=exc.error_type,
+                    folder=exc.folder,
+                ) from exc.__cause__
+
+    def _run_job(self, job: JobDir, items: Any, meta: dict[str, Any], started: float) -> None:
+        """In the job process (lock held): compute a chunk of items into the store."""
+        store = ItemStore(meta["store"], fallback="pickle")
+        with store.writer() as writer:
+            self._compute(list(meta["uids"]), list(items), writer.add)
+        write_json_quick(job.done, {"started": started, "items": len(items)})
+        archive_failure(job)
+
+    def _has_results(self, folder: Path) -> bool:
+        return (folder / ITEMS).is_dir()

@@ -1,0 +1,287 @@
+"""`@infra.apply`: the decorated method, and how an infra field is tied to its owner object.
+
+Decorating a method in the class body installs two things on the owner class: `extra="forbid"`
+(an unknown keyword would otherwise be dropped silently and leave the uid unchanged), and an
+`__init__` that gives each new object its own infra, tied to it and seeded from the class's
+default infra (every field the default set explicitly, `version` included, unless the object
+sets it). pydantic calls that `__init__` for nested validation too.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pydantic
+from pydantic_core import PydanticUndefined
+
+from .errors import InfraConfigError
+from .uid import CACHE_EXCLUSION_NAME, Exclusion, Exclusions, merge, parse_names
+
+if TYPE_CHECKING:
+    from .base import BaseInfra
+
+ExclusionOption = Callable[..., Any] | str | list[str] | tuple[str, ...] | None
+
+
+class Runtime:
+    """An infra's tie to its owner, and what it remembers while the owner lives.
+
+    Only the tie survives pickling: a job process starts with empty memories.
+    """
+
+    __slots__ = ("checked", "field", "forced", "items", "jobs", "method", "owner", "results")
+
+    def __init__(self, owner: pydantic.BaseModel, field: str, method: InfraMethod | None) -> None:
+        self.owner = owner
+        self.field = field
+        self.method = method
+        self.results: dict[str, Any] = {}  # uid -> result, kept in memory
+        self.jobs: dict[str, Any] = {}  # uid -> job submitted through this infra
+        self.forced: set[str] = set()  # uids recomputed once already in mode "force"
+        self.items: dict[str, dict[str, Any]] = {}  # MapInfra without folder: uid -> items
+        self.checked: set[str] = set()  # uid folders whose config files were checked
+
+    def __getstate__(self) -> tuple[Any, str]:
+        return (self.owner, self.field)
+
+    def __setstate__(self, state: tuple[Any, str]) -> None:
+        self.__init__(state[0], state[1], None)  # type: ignore[misc]
+
+    def get_method(self) -> InfraMethod:
+        if self.method is None:
+            self.method = method_for(type(self.owner), self.field)
+        return self.method
+
+
+class InfraMethod(property):
+    """The descriptor `@infra.apply` returns (a property, so that pydantic leaves it alone)."""
+
+    def __init__(
+        self,
+        infra: BaseInfra,
+        func: Callable[..., Any],
+        *,
+        arguments: int,
+        exclude_from_cache_uid: ExclusionOption = None,
+        item_uid: Callable[[Any], str] | None = None,
+    ) -> None:
+        super().__init__()
+        if not callable(func):
+            raise InfraConfigError(f"@infra.apply decorates a method, got {func!r}.")
+        self.infra = infra
+        self.func = func
+        self.name = func.__name__
+        self.arguments = arguments
+        self.option = exclude_from_cache_uid
+        self.item_uid = item_uid
+        self.field = ""
+        self.owner: type | None = None
+        self.where = func.__qualname__
+        self._exclusions: dict[type, Exclusion] = {}
+        self.__doc__ = func.__doc__
+        _check_option(exclude_from_cache_uid, self.where)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        where = f"{owner.__qualname__}.{name}"
+        self.where = where
+        if not (isinstance(owner, type) and issubclass(owner, pydantic.BaseModel)):
+            raise InfraConfigError(
+                f"@infra.apply on {where}: {owner.__qualname__} is not a pydantic model. Derive "
+                "it from pydantic.BaseModel and declare the infra as a field, e.g. "
+                "`infra: TaskInfra = TaskInfra()`."
+            )
+        self._check_signature(where)
+        self.field = _field_of(owner, self.infra, where)
+        self.owner = owner
+        install(owner)
+
+    def _check_signature(self, where: str) -> None:
+        params = list(inspect.signature(self.func).parameters.values())[1:]
+        if self.arguments == 0 and params:
+            names = ", ".join(p.name for p in params)
+            raise InfraConfigError(
+                f"{where}: a TaskInfra method takes no argument but self (it has: {names}). "
+                "Make them fields of the model, so that they are part of the uid."
+            )
+        if self.arguments == 1 and (
+            len(params) != 1 or params[0].kind not in (params[0].POSITIONAL_OR_KEYWORD,)
+        ):
+            raise InfraConfigError(
+                f"{where}: a MapInfra method takes exactly one argument besides self, the "
+                "items to process (e.g. `def process(self, items)`), and yields one result "
+                "per item."
+            )
+
+    def __get__(self, obj: Any, cls: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return functools.partial(self._call, obj)
+
+    def _call(self, obj: pydantic.BaseModel, *args: Any) -> Any:
+        infra = obj.__dict__[self.field]
+        runtime = infra.__pydantic_private__["_rt"]
+        if runtime is None or runtime.owner is not obj:
+            infra = link(obj, self.field)
+        return infra._call(*args)
+
+    def cache_exclusion(self, obj: pydantic.BaseModel) -> Exclusions:
+        """Fields left out of the cache uid (on top of the class exclusions)."""
+        cls = type(obj)
+        exclusion = self._exclusions.get(cls)
+        if exclusion is None:
+            exclusion = self._exclusions[cls] = self._build_exclusion(cls)
+        return exclusion.resolve(obj)
+
+    def _build_exclusion(self, cls: type) -> Exclusion:
+        where = f"{cls.__qualname__}.{self.name}"
+        own = Exclusion.from_class(cls, (CACHE_EXCLUSION_NAME,), cls.__qualname__)
+        option = self.option
+        if option is None:
+            return own
+        if isinstance(option, str) and option.startswith("method:"):
+            method_name = option[len("method:") :]
+            if not callable(getattr(cls, method_name, None)):
+                raise InfraConfigError(
+                    f"{where}: exclude_from_cache_uid={option!r} names no method of "
+                    f"{cls.__qualname__}. Define `def {method_name}(self) -> list[str]`."
+                )
+
+            def call(obj: Any) -> Any:
+                return getattr(obj, method_name)()
+
+            fixed = None
+        elif callable(option):
+            call, fixed = option, None
+        else:
+            fixed = parse_names(option, f"{where}: exclude_from_cache_uid", cls)
+        if fixed is not None and own.static is not None:
+            return Exclusion(where, merge(own.static, fixed), None)
+
+        def names(obj: Any) -> Exclusions:
+            mine = fixed if fixed is not None else parse_names(call(obj), where, cls)
+            return merge(own.resolve(obj), mine)
+
+        return _DynamicExclusion(where, names)
+
+
+class _DynamicExclusion(Exclusion):
+    """An exclusion computed for each object (the tree itself, not a list of names)."""
+
+    def __init__(self, owner: str, tree: Callable[[Any], Exclusions]) -> None:
+        super().__init__(owner, None, None)
+        self.tree = tree
+
+    def resolve(self, obj: pydantic.BaseModel) -> Exclusions:
+        return self.tree(obj)
+
+
+def _check_option(option: ExclusionOption, where: str) -> None:
+    if option is None or callable(option) or isinstance(option, (str, list, tuple)):
+        return
+    raise InfraConfigError(
+        f"{where}: exclude_from_cache_uid must be a list of field names, a method, or "
+        f"'method:NAME'; got {option!r}."
+    )
+
+
+def _field_of(owner: type, infra: Any, where: str) -> str:
+    for name, value in owner.__dict__.items():
+        if value is infra or getattr(value, "default", None) is infra:
+            return name
+    raise InfraConfigError(
+        f"@infra.apply on {where}: the infra must be the default value of a field of "
+        f"{owner.__qualname__} declared above the method, e.g. `infra: TaskInfra = "
+        "TaskInfra(version='1')`."
+    )
+
+
+def install(owner: type[pydantic.BaseModel]) -> None:
+    """Forbid unknown fields on `owner` and tie infras to new objects (once per class)."""
+    config = owner.model_config
+    extra = config.get("extra")
+    if extra is None:
+        config["extra"] = "forbid"  # read by pydantic when it builds the schema, just after
+    elif extra != "forbid":
+        raise InfraConfigError(
+            f"{owner.__qualname__}: model_config extra={extra!r} lets unknown fields through, "
+            "so a misspelt field would be ignored and leave the uid unchanged. Remove the "
+            "setting (the infra sets extra='forbid') or set extra='forbid'."
+        )
+    init = owner.__init__
+    if getattr(init, "__etude_infra_init__", False):
+        return
+
+    def __init__(self: pydantic.BaseModel, /, **data: Any) -> None:
+        init(self, **data)
+        for field in infra_fields(type(self)):
+            link(self, field)
+
+    __init__.__etude_infra_init__ = True  # type: ignore[attr-defined]
+    __init__.__qualname__ = f"{owner.__qualname__}.__init__"
+    __init__.__doc__ = init.__doc__
+    owner.__init__ = __init__  # type: ignore[method-assign]
+    shallow = owner.__copy__
+
+    def __copy__(self: pydantic.BaseModel) -> pydantic.BaseModel:
+        new = shallow(self)  # model_copy(): the copy gets an infra of its own
+        for field in infra_fields(type(new)):
+            link(new, field)
+        return new
+
+    setattr(owner, "__copy__", __copy__)
+
+
+_INFRA_FIELDS: dict[type, tuple[str, ...]] = {}
+_METHODS: dict[tuple[type, str], InfraMethod | None] = {}
+
+
+def infra_fields(cls: type[pydantic.BaseModel]) -> tuple[str, ...]:
+    fields = _INFRA_FIELDS.get(cls)
+    if fields is None:
+        fields = _INFRA_FIELDS[cls] = tuple(
+            name
+            for name, info in cls.model_fields.items()
+            if getattr(info.annotation, "__etude_infra__", False)
+        )
+    return fields
+
+
+def method_for(cls: type, field: str) -> InfraMethod:
+    """The method decorated by the infra in `field` (the most derived one)."""
+    key = (cls, field)
+    if key not in _METHODS:
+        found = None
+        for klass in cls.__mro__:
+            for value in vars(klass).values():
+                if isinstance(value, InfraMethod) and value.field == field:
+                    found = value
+                    break
+            if found is not None:
+                break
+        _METHODS[key] = found
+    method = _METHODS[key]
+    if method is None:
+        raise InfraConfigError(
+            f"{cls.__qualname__}.{field}: no method is decorated with @{field}.apply, so this "
+            "infra has nothing to compute or cache. Decorate one, e.g. `@infra.apply` above "
+            "`def process(self): ...`."
+        )
+    return method
+
+
+def link(obj: pydantic.BaseModel, field: str) -> BaseInfra:
+    """Give `obj` its own infra in `field`, seeded from the class default; return it."""
+    infra = obj.__dict__[field]
+    runtime = infra.__pydantic_private__.get("_rt")
+    if runtime is not None and runtime.owner is not None and runtime.owner is not obj:
+        infra = infra.model_copy()  # shared with another object (passed as an instance)
+    default = type(obj).model_fields[field].default
+    if default is not PydanticUndefined and default is not infra:
+        for name in default.model_fields_set - infra.model_fields_set:
+            infra.__dict__[name] = default.__dict__[name]
+    infra.__pydantic_private__["_rt"] = Runtime(obj, field, None)
+    obj.__dict__[field] = infra
+    return infra

@@ -1,0 +1,205 @@
+"""Jobs: local processes, arrays, debug runs, cancellation, tracebacks, workdir copies, Slurm
+option mapping and job lookup."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from infra_models import Counted, log_lines, wait_for
+
+from etude.infra import JobError, TaskInfra, find_slurm_job
+from etude.infra.jobs import slurm_options
+
+
+def counted(tmp_path: Path, cluster: str | None = "local", **kwargs: object) -> Counted:
+    infra = {"folder": tmp_path / "cache", "cluster": cluster, **kwargs.pop("infra", {})}  # type: ignore[dict-item]
+    return Counted(log=str(tmp_path / "log"), infra=infra, **kwargs)  # type: ignore[arg-type]
+
+
+def test_local_job_is_nonblocking_and_runs_in_another_process(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    task = counted(tmp_path, x=2, gate=str(gate))
+    assert task.infra.status() == "not submitted"
+    job = task.infra.job()
+    assert task.infra.job() is job
+    wait_for(lambda: len(log_lines(tmp_path / "log")) == 1, what="the job to start")
+    assert task.infra.status() == "running" and not job.done()
+    pid = int(log_lines(tmp_path / "log")[0].split()[0])
+    assert pid != os.getpid() and job.job_id == str(pid)
+    gate.touch()
+    assert job.result(timeout=60) == 4
+    assert job.done() and task.infra.status() == "completed"
+    assert task.process() == 4
+    assert counted(tmp_path, x=2).process() == 4
+    assert len(log_lines(tmp_path / "log")) == 1
+    assert job.stderr() is not None
+
+
+def test_job_failure_reraised_with_the_job_traceback(tmp_path: Path) -> None:
+    task = counted(tmp_path, x=3, fail=True)
+    with pytest.raises(JobError) as info:
+        task.infra.job().result(timeout=60)
+    text = str(info.value)
+    assert "ValueError: failing on purpose for x=3" in text
+    assert 'infra_models.py", line' in text and "raise ValueError" in text
+    assert info.value.error_type == "builtins.ValueError"
+    assert isinstance(info.value.__cause__, ValueError)
+    assert task.infra.status() == "failed"
+    with pytest.raises(JobError, match="failing on purpose"):
+        counted(tmp_path, x=3, fail=True).process()
+    assert "failing on purpose" in (task.infra.job().stderr() or "")
+
+
+def test_job_array_submits_only_what_is_missing(tmp_path: Path) -> None:
+    base = counted(tmp_path, x=0)
+    assert counted(tmp_path, cluster=None, x=1).process() == 2  # computed before, in-process
+    with base.infra.job_array() as array:
+        for x in (1, 2, 3):
+            array.append(base.infra.clone_obj({"x": x}))
+    assert all(a.infra.status() in ("completed", "running") for a in array)
+    assert [a.process() for a in array] == [2, 4, 6]
+    xs = sorted(int(line.split()[1]) for line in log_lines(tmp_path / "log"))
+    assert xs == [1, 2, 3]
+
+
+def test_debug_cluster_runs_in_this_process_through_the_job_folder(tmp_path: Path) -> None:
+    task = counted(tmp_path, cluster="debug", x=4)
+    assert task.process() == 8
+    assert log_lines(tmp_path / "log")[0].split()[0] == str(os.getpid())
+    folder = task.infra.uid_folder()
+    assert folder is not None and (folder / "job.pkl").exists()
+    assert (folder / ".etude" / "done.json").exists()
+    with pytest.raises(JobError) as info:
+        counted(tmp_path, cluster="debug", x=5, fail=True).process()
+    assert isinstance(info.value.__cause__, ValueError)
+
+
+def test_cancel_stops_a_local_job(tmp_path: Path) -> None:
+    task = counted(tmp_path, x=6, gate=str(tmp_path / "never"))
+    job = task.infra.job()
+    wait_for(lambda: len(log_lines(tmp_path / "log")) == 1, what="the job to start")
+    job.cancel()
+    with pytest.raises(JobError, match=r"failed \(cancelled\)"):
+        job.result(timeout=60)
+    assert task.infra.status() == "failed"
+
+
+PACKAGE = """
+import pydantic
+from pathlib import Path
+from etude.infra import TaskInfra
+from . import constants
+
+class Versioned(pydantic.BaseModel):
+    gate: str = ""
+    infra: TaskInfra = TaskInfra()
+    _exclude_from_cls_uid = ("gate",)
+
+    @infra.apply
+    def process(self) -> int:
+        deadline = __import__("time").monotonic() + 30
+        while not Path(self.gate).exists() and __import__("time").monotonic() < deadline:
+            __import__("time").sleep(0.01)
+        return constants.VALUE
+"""
+
+
+def test_workdir_copy_freezes_the_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Editing the package after submission does not change what the job runs."""
+    package = tmp_path / "src" / "wd_frozen_pkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "constants.py").write_text("VALUE = 1\n")
+    (package / "models.py").write_text(textwrap.dedent(PACKAGE))
+    monkeypatch.syspath_prepend(str(package.parent))
+    from wd_frozen_pkg.models import Versioned  # type: ignore[import-not-found]
+
+    gate = tmp_path / "gate"
+    infra = {
+        "folder": tmp_path / "cache",
+        "cluster": "local",
+        "workdir": {"copied": [str(package)]},
+    }
+    task = Versioned(gate=str(gate), infra=infra)
+    job = task.infra.job()
+    (package / "constants.py").write_text("VALUE = 2\n")
+    gate.touch()
+    assert job.result(timeout=60) == 1
+    copies = list((tmp_path / "cache").glob("*/code/*/wd_frozen_pkg/constants.py"))
+    assert [c.read_text() for c in copies] == ["VALUE = 1\n"]
+    process = json.loads((job.folder / ".etude" / "process.json").read_text())  # type: ignore[operator]
+    assert process["pid"] != os.getpid()
+
+
+def test_find_slurm_job_by_id(tmp_path: Path) -> None:
+    task = counted(tmp_path, cluster=None, x=8)
+    task.process()
+    folder = task.infra.uid_folder()
+    assert folder is not None
+    (folder / ".etude" / "scheduled.json").write_text(json.dumps({"slurm_job_id": "123_4"}))
+    found = find_slurm_job("123_4", tmp_path / "cache")
+    assert found is not None and found.folder == folder
+    assert found.config is not None and found.config["x"] == 8
+    assert found.stdout == folder / "job.out"
+    assert find_slurm_job("999", tmp_path / "cache") is None
+
+
+def test_slurm_options_map_the_infra_fields() -> None:
+    infra = TaskInfra(
+        timeout_min=90,
+        cpus_per_task=4,
+        gpus_per_node=2,
+        mem_gb=16,
+        slurm_partition="gpu",
+        slurm_account="lab",
+        slurm_constraint="a100",
+        slurm_additional_parameters={"mail_type": "END", "exclusive": True},
+    )
+    assert slurm_options(infra, "Task.process") == {
+        "job_name": "Task.process",
+        "time": 90,
+        "cpus_per_task": 4,
+        "gpus": 2,
+        "mem": "16G",
+        "partition": "gpu",
+        "account": "lab",
+        "constraint": "a100",
+        "extra_options": ["--mail-type=END", "--exclusive"],
+    }
+    assert slurm_options(TaskInfra(mem_gb=1.5, job_name="mine"), "x") == {
+        "job_name": "mine",
+        "mem": "1536M",
+    }
+
+
+def test_script_classes_work_in_job_processes(tmp_path: Path, run_script) -> None:  # type: ignore[no-untyped-def]
+    """A model defined in the running script is found again by the job process, which runs
+    in the submitter's working directory."""
+    result = run_script(
+        """
+        import os, pydantic
+        from etude.infra import TaskInfra
+
+        class Script(pydantic.BaseModel):
+            x: int = 1
+            infra: TaskInfra = TaskInfra()
+
+            @infra.apply
+            def process(self) -> tuple[int, str]:
+                return os.getpid(), os.getcwd()
+
+        task = Script(infra={"folder": "cache", "cluster": "local"})
+        pid, cwd = task.process()
+        assert pid != os.getpid(), pid
+        assert cwd == os.getcwd(), (cwd, os.getcwd())
+        print("ok", task.infra.uid_folder())
+        """,
+        name="script_job.py",
+    )
+    assert "ok" in result.stdout and "script_job.Script.process,0" in result.stdout
+    assert sys.executable
