@@ -203,3 +203,20 @@ def test_script_classes_work_in_job_processes(tmp_path: Path, run_script) -> Non
     )
     assert "ok" in result.stdout and "script_job.Script.process,0" in result.stdout
     assert sys.executable
+
+
+def test_infra_jobs_in_a_workspace_are_listed_by_the_cli(tmp_path: Path, capsys) -> None:
+    """An infra whose folder is a workspace shows its jobs in `etude jobs list`."""
+    from etude.cli import main
+
+    task = Counted(x=5, infra={"folder": tmp_path, "cluster": "local"})  # type: ignore[arg-type]
+    assert task.infra.job().result(timeout=60) == 10
+    failing = Counted(x=6, fail=True, infra={"folder": tmp_path, "cluster": "local"})  # type: ignore[arg-type]
+    with pytest.raises(JobError):
+        failing.infra.job().result(timeout=60)
+    assert main(["jobs", "list", "--json", "-w", str(tmp_path)]) == 0
+    rows = {row["id"]: row for row in json.loads(capsys.readouterr().out)}
+    done = rows[task.infra.uid_folder().name]
+    assert done["state"] == "done" and done["task"] == "infra_models.Counted.process"
+    assert not done["problems"]
+    assert rows[failing.infra.uid_folder().name]["state"] == "error"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
-import pytest
 from infra_models import Counted, Squares, log_lines
 
 from etude.infra import find_slurm_job
@@ -50,9 +52,11 @@ def test_map_infra_spreads_missing_items_over_a_slurm_array(slurm_cluster, tmp_p
     assert sorted(int(x) for x in log_lines(log)) == list(range(8)), "only new items computed"
 
 
-def test_auto_is_slurm_only_when_a_controller_answers(
-    slurm_cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
+def test_auto_is_slurm_only_when_a_controller_answers(slurm_cluster, tmp_path: Path):
     assert resolve_cluster("auto") == "slurm"
-    monkeypatch.setenv("SLURM_CONF", str(tmp_path / "no-such-slurm.conf"))
-    assert resolve_cluster("auto") == "local"
+    # Without a usable Slurm configuration (in a child process, so this process's followers
+    # keep theirs), the controller does not answer and `auto` means local.
+    code = "from etude.infra.jobs import resolve_cluster; print(resolve_cluster('auto'))"
+    env = {**os.environ, "SLURM_CONF": str(tmp_path / "no-such-slurm.conf")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.stdout.strip() == "local", done.stderr

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from etude.infra import itemstore
+from etude.infra import serializers
 from etude.infra.itemstore import (
     DATA_SUFFIX,
     INDEX_SUFFIX,
@@ -221,12 +221,13 @@ def test_writer_refuses_adds_after_close(tmp_path: Path) -> None:
 @pytest.fixture
 def clean_registry() -> Any:
     """Registrations made by a test do not leak into the others."""
-    saved = dict(itemstore._SERIALIZERS), dict(itemstore._DEFAULTS)
+    saved = dict(serializers._SERIALIZERS), dict(serializers._DEFAULTS)
     yield
-    for registry, before in zip((itemstore._SERIALIZERS, itemstore._DEFAULTS), saved, strict=True):
+    registries = (serializers._SERIALIZERS, serializers._DEFAULTS)
+    for registry, before in zip(registries, saved, strict=True):
         registry.clear()
         registry.update(before)
-    itemstore._RESOLVED.clear()
+    serializers._RESOLVED.clear()
 
 
 @pytest.mark.usefixtures("clean_registry")

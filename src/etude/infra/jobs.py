@@ -287,6 +287,7 @@ def _write_payloads(
         archive_failure(sub.job)
         sub.job.done.unlink(missing_ok=True)
         sub.meta = {**(sub.meta or {}), "cwd": cwd}
+        _write_params(sub, method_folder)
         pickling.write_payload(
             payload_path(sub.job),
             owner=sub.owner,
@@ -328,6 +329,17 @@ def _launch_local(
             _record_scheduled(sub.job, handle, "local")
             jobs[id(sub)] = FolderJob(sub.job, sub.loader, sub.what, launched=handle, hint=sub.hint)
     return [jobs[id(sub)] for sub in subs]
+
+
+def _write_params(sub: Submission, method_folder: Path) -> None:
+    """`.etude/params.json`, as etude's own jobs have: `etude jobs list` shows the job."""
+    params = {
+        "type": method_folder.name.split(",")[0],
+        "id": sub.job.path.name,
+        "tags": {},
+        "infra": {"what": sub.what, "items": None if sub.items is None else len(sub.items)},
+    }
+    write_json_quick(sub.job.params, params)
 
 
 def _record_scheduled(job: JobDir, handle: LaunchedJob, cluster: str) -> None:

@@ -24,13 +24,14 @@ from typing import Any
 from ..config.runtime import GracefulTimeout, TaskCancelled
 from ..workspace import JobDir, read_json, write_atomic, write_json_atomic
 from ..workspace.atomic import CorruptFileError
+from ..workspace.layout import INFRA_JOB_NAME
 from . import pickling
 from .errors import JobError
 
 RESULT = "result.pkl"
 ERROR = "error.pkl"
 FORMAT = "etude-infra-result-1"
-JOB_NAME = "job"  # job files: job.pkl (payload), job.out, job.err
+JOB_NAME = INFRA_JOB_NAME  # job files: job.pkl (payload), job.out, job.err
 
 
 def write_json_quick(path: Path, value: Any) -> None:

@@ -5,6 +5,8 @@ WORKSPACE/
   jobs/QUALIFIED_NAME/JOB_ID/      one folder per job (see JobDir)
   experiments/NAME/run.json        the jobs of the experiment's latest run
   config/QUALIFIED_NAME/ID/        @cache folders of configurations
+  MODULE.CLASS.METHOD,VERSION/UID/ pydantic infra cache folders, when the infra's `folder`
+                                   is the workspace (their job folders are listed too)
 ```
 """
 
@@ -16,6 +18,8 @@ from contextvars import ContextVar
 from pathlib import Path
 
 ETUDE_DIR = ".etude"
+#: `NAME` of the files of a pydantic-infra job folder (`job.out`, `job.err`).
+INFRA_JOB_NAME = "job"
 
 
 class WorkspaceError(ValueError):
@@ -132,16 +136,32 @@ class Workspace:
         return JobDir(parent[0] / job_id, parent[1])
 
     def iter_job_dirs(self) -> Iterator[JobDir]:
-        """Every folder under jobs/TASK/ (valid or not), sorted by task then id."""
-        if not self.jobs.is_dir():
+        """Every folder under jobs/TASK/ (valid or not), sorted by task then id; then the job
+        folders of pydantic-infra caches kept in the workspace (METHOD,VERSION/UID/)."""
+        if self.jobs.is_dir():
+            for task_dir in sorted(self.jobs.iterdir()):
+                if not task_dir.is_dir():
+                    continue
+                name = short_name(task_dir.name)
+                for job in sorted(task_dir.iterdir()):
+                    if job.is_dir():
+                        yield JobDir(job, name)
+        yield from self._infra_job_dirs()
+
+    def _infra_job_dirs(self) -> Iterator[JobDir]:
+        if not self.path.is_dir():
             return
-        for task_dir in sorted(self.jobs.iterdir()):
-            if not task_dir.is_dir():
-                continue
-            name = short_name(task_dir.name)
-            for job in sorted(task_dir.iterdir()):
-                if job.is_dir():
-                    yield JobDir(job, name)
+        for method in sorted(self.path.iterdir()):
+            if "," not in method.name or not method.is_dir():
+                continue  # infra method folders are named MODULE.CLASS.METHOD,VERSION
+            for uid in sorted(method.iterdir()):
+                if (uid / ETUDE_DIR).is_dir():
+                    yield JobDir(uid, INFRA_JOB_NAME)
+                chunks = uid / "jobs"  # MapInfra: one job folder per chunk of items
+                if chunks.is_dir():
+                    for chunk in sorted(chunks.iterdir()):
+                        if (chunk / ETUDE_DIR).is_dir():
+                            yield JobDir(chunk, INFRA_JOB_NAME)
 
     def find_job(self, reference: str) -> JobDir:
         """The job whose identifier starts with `reference` (or whose folder is `reference`).
