@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from etude import GracefulTimeout, Meta, Param, ResumableTask, Task, TaskCancelled
+from etude import GracefulTimeout, Meta, Param, ResumableTask, Task, TaskCancelled, experiment
+from etude.launchers import SlurmLauncher
 
 
 def wait_for(path: Path, timeout: float = 120.0) -> None:
@@ -17,6 +21,34 @@ def wait_for(path: Path, timeout: float = 120.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{path} never appeared")
         time.sleep(0.05)
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 60.0, what: str = "") -> None:
+    """Poll `condition` until it holds; AssertionError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        time.sleep(0.05)
+
+
+def blocking_experiment(workspace: str, extra_options: list[str]) -> None:
+    """An experiment that submits one `Blocks` job to Slurm (run in a child process)."""
+    ws = Path(workspace)
+    launcher = SlurmLauncher(
+        time=5, poll_interval=(0.2, 1.0), batch_window=0.0, extra_options=extra_options
+    )
+    with experiment(ws, "xp", launcher=launcher):
+        Blocks.C(started=ws / "started.json", go=ws / "go", log=ws / "log.txt").submit()
+
+
+def start_blocking_experiment(workspace: Path, extra_options: list[str]) -> subprocess.Popen:
+    """Start `blocking_experiment` in a child process; its stdout is a pipe."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import slurm_tasks; "
+        f"slurm_tasks.blocking_experiment({str(workspace)!r}, {extra_options!r})"
+    )
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
 
 
 class Echo(Task):

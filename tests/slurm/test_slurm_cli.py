@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-import textwrap
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -19,28 +16,6 @@ from etude.cli import main
 from etude.launchers import SlurmLauncher
 from etude.workspace import read_json
 
-SCRIPT = """
-import sys
-sys.path.insert(0, {tests!r})
-from pathlib import Path
-import slurm_tasks as st
-from etude import experiment
-from etude.launchers import SlurmLauncher
-ws = Path({ws!r})
-launcher = SlurmLauncher(time=5, poll_interval=(0.2, 1.0), batch_window=0.0,
-                         extra_options={extra!r})
-with experiment(ws, "xp", launcher=launcher):
-    st.Blocks.C(started=ws / "started.json", go=ws / "go", log=ws / "log.txt").submit()
-"""
-
-
-def wait_until(condition, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
 
 def listed(workspace: Path, capsys) -> list[dict]:
     capsys.readouterr()
@@ -48,21 +23,14 @@ def listed(workspace: Path, capsys) -> list[dict]:
     return json.loads(capsys.readouterr().out)
 
 
-def start_experiment(workspace: Path, tmp_path: Path, extra: list[str]) -> subprocess.Popen:
-    script = tmp_path / "xp.py"
-    tests = str(Path(st.__file__).parent)
-    script.write_text(textwrap.dedent(SCRIPT.format(tests=tests, ws=str(workspace), extra=extra)))
-    return subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
-
-
 def test_queued_slurm_job_is_listed_waiting_then_killed(
-    slurm_cluster, workspace: Path, tmp_path: Path, capsys
+    slurm_cluster, workspace: Path, capsys
 ):
-    xp = start_experiment(workspace, tmp_path, ["--begin=now+120"])  # stays pending
+    xp = st.start_blocking_experiment(workspace, ["--begin=now+120"])  # stays pending
     try:
-        wait_until(lambda: bool(list(workspace.glob("jobs/*/*/.etude/process.json"))),
+        st.wait_until(lambda: bool(list(workspace.glob("jobs/*/*/.etude/process.json"))),
                    what="the submission")
-        wait_until(lambda: listed(workspace, capsys)[0]["state"] == "waiting",
+        st.wait_until(lambda: listed(workspace, capsys)[0]["state"] == "waiting",
                    what="the job listed as waiting")
         row = listed(workspace, capsys)[0]
         assert "BeginTime" in row["message"]
@@ -76,11 +44,11 @@ def test_queued_slurm_job_is_listed_waiting_then_killed(
 
 
 def test_running_slurm_job_is_cancelled_by_jobs_kill(
-    slurm_cluster, workspace: Path, tmp_path: Path, capsys
+    slurm_cluster, workspace: Path, capsys
 ):
-    xp = start_experiment(workspace, tmp_path, [])
+    xp = st.start_blocking_experiment(workspace, [])
     try:
-        wait_until((workspace / "started.json").exists, what="the job to start")
+        st.wait_until((workspace / "started.json").exists, what="the job to start")
         row = listed(workspace, capsys)[0]
         assert row["state"] == "running"
         assert main(["jobs", "kill", row["id"][:8], "-w", str(workspace)]) == 0
@@ -123,7 +91,7 @@ def test_slurm_launcher_reports_a_task_killed_without_a_word(slurm_cluster, work
     done = threading.Event()
 
     def kill_job() -> None:
-        wait_until((workspace / "started.json").exists, what="the job to start")
+        st.wait_until((workspace / "started.json").exists, what="the job to start")
         subprocess.run(["kill", "-9", str(_job_pid(workspace))], check=True)
         done.set()
 

@@ -6,8 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -24,14 +22,6 @@ FAST = {"poll_interval": (0.2, 1.0), "batch_window": 0.3}
 
 def launcher(**options) -> SlurmLauncher:
     return SlurmLauncher(**{"time": 5, **FAST, **options})
-
-
-def wait_until(condition, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def slurm_id(task) -> str:
@@ -93,7 +83,7 @@ def test_scancel_reaches_the_task_as_task_cancelled(slurm_cluster, workspace: Pa
     started = workspace / "started.json"
 
     def cancel_when_started() -> None:
-        wait_until(started.exists, what="the job to start")
+        st.wait_until(started.exists, what="the job to start")
         subprocess.run(["scancel", slurm_id(task)], check=True)
 
     with pytest.raises(ExperimentFailed, match="cancelled"):
@@ -170,35 +160,15 @@ def test_time_limit_retries_a_resumable_task(slurm_cluster, workspace: Path):
     assert [json.loads(p.read_text())["reason"] for p in history] == ["timeout"]
 
 
-REATTACH_SCRIPT = """
-import sys
-sys.path.insert(0, {tests!r})
-from pathlib import Path
-import slurm_tasks as st
-from etude import experiment
-from etude.launchers import SlurmLauncher
-ws = Path({ws!r})
-launcher = SlurmLauncher(time=5, poll_interval=(0.2, 1.0), batch_window=0.0,
-                         extra_options={extra!r})
-with experiment(ws, "xp", launcher=launcher):
-    st.Blocks.C(started=ws / "started.json", go=ws / "go", log=ws / "log.txt").submit()
-"""
-
-
 @pytest.mark.parametrize("pending", [False, True], ids=["running", "pending"])
 def test_restarted_experiment_reattaches_to_its_slurm_job(
-    slurm_cluster, workspace: Path, tmp_path: Path, pending: bool
+    slurm_cluster, workspace: Path, pending: bool
 ):
-    extra = ["--begin=now+4"] if pending else []
-    script = tmp_path / "first.py"
-    tests = str(Path(st.__file__).parent)
-    source = REATTACH_SCRIPT.format(tests=tests, ws=str(workspace), extra=extra)
-    script.write_text(textwrap.dedent(source))
-    first = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE)
+    first = st.start_blocking_experiment(workspace, ["--begin=now+4"] if pending else [])
     process_json = next_process_json(workspace)
-    wait_until(lambda: process_json() is not None, what="the job to be submitted")
+    st.wait_until(lambda: process_json() is not None, what="the job to be submitted")
     if not pending:
-        wait_until((workspace / "started.json").exists, what="the job to start")
+        st.wait_until((workspace / "started.json").exists, what="the job to start")
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
     submitted = process_json()["slurm_job_id"]
@@ -207,7 +177,7 @@ def test_restarted_experiment_reattaches_to_its_slurm_job(
         task = st.Blocks.C(
             started=workspace / "started.json", go=workspace / "go", log=workspace / "log.txt"
         ).submit()
-        wait_until(lambda: xp.jobs[0].state == "running", what="the job to be followed")
+        st.wait_until(lambda: xp.jobs[0].state == "running", what="the job to be followed")
         (workspace / "go").write_text("go")
     assert slurm_id(task) == submitted, "the second experiment must not submit again"
     assert (workspace / "log.txt").read_text().count("start") == 1
