@@ -269,50 +269,47 @@ def measure_infra_uids(fw: Framework) -> float:
     return best_of(INFRA_REPEATS, once)
 
 
-def measure_task_first(fw: Framework) -> float:
+def _first_run(fw: Framework, case: str, count: int, value: str) -> float:
+    """Best of INFRA_REPEATS runs of `case` on a new cache folder, all `count` computed."""
+
     def once() -> float:
         with _scratch() as d:
-            result = run_case(fw, "task-first", str(Path(d) / "cache"), str(N_TASK_FIRST))
-        _expect(result, "computed", N_TASK_FIRST, "task-first")
-        return result["per_call"]
+            result = run_case(fw, case, str(Path(d) / "cache"), str(count))
+        _expect(result, "computed", count, case)
+        return result[value]
 
     return best_of(INFRA_REPEATS, once)
+
+
+def _cached_run(fw: Framework, prepare: str, case: str, count: int, value: str) -> float:
+    """`prepare` fills a cache folder once; then best of INFRA_REPEATS runs of `case` on it,
+    each checked to have computed nothing."""
+    with _scratch() as d:
+        folder = str(Path(d) / "cache")
+        run_case(fw, prepare, folder, str(count))
+
+        def once() -> float:
+            result = run_case(fw, case, folder, str(count))
+            _expect(result, "computed", 0, f"{case} (results prepared by {prepare})")
+            return result[value]
+
+        return best_of(INFRA_REPEATS, once)
+
+
+def measure_task_first(fw: Framework) -> float:
+    return _first_run(fw, "task-first", N_TASK_FIRST, "per_call")
 
 
 def measure_task_cached(fw: Framework) -> float:
-    with _scratch() as d:
-        folder, count = str(Path(d) / "cache"), str(N_TASK_CACHED + 1)
-        run_case(fw, "task-prepare", folder, count)
-
-        def once() -> float:
-            result = run_case(fw, "task-cached", folder, count)
-            _expect(result, "computed", 0, "task-cached (results prepared on disk)")
-            return result["per_call"]
-
-        return best_of(INFRA_REPEATS, once)
+    return _cached_run(fw, "task-prepare", "task-cached", N_TASK_CACHED + 1, "per_call")
 
 
 def measure_map_first(fw: Framework) -> float:
-    def once() -> float:
-        with _scratch() as d:
-            result = run_case(fw, "map-first", str(Path(d) / "cache"), str(N_MAP))
-        _expect(result, "computed", N_MAP, "map-first")
-        return result["seconds"]
-
-    return best_of(INFRA_REPEATS, once)
+    return _first_run(fw, "map-first", N_MAP, "seconds")
 
 
 def measure_map_cached(fw: Framework) -> float:
-    with _scratch() as d:
-        folder = str(Path(d) / "cache")
-        run_case(fw, "map-first", folder, str(N_MAP))
-
-        def once() -> float:
-            result = run_case(fw, "map-cached", folder, str(N_MAP))
-            _expect(result, "computed", 0, "map-cached (items computed by map-first)")
-            return result["seconds"]
-
-        return best_of(INFRA_REPEATS, once)
+    return _cached_run(fw, "map-first", "map-cached", N_MAP, "seconds")
 
 
 # -- running the measures ------------------------------------------------------------------
