@@ -22,7 +22,16 @@ from typing import Any
 from ..config.runtime import DEADLINE_ENV, KILL_GRACE_ENV, LOCK_FD_ENV, LOCK_WAIT_ENV
 from .base import LaunchedJob, Launcher, LaunchRequest
 from .requirements import RequirementError, Requirements, parse_duration, parse_size
-from .slurm_queue import ENDED, Followed, hopeless, outcome, queue_for, run_quietly
+from .slurm_queue import (
+    DEFAULT_INTERVAL,
+    ENDED,
+    Followed,
+    hopeless,
+    logger,
+    outcome,
+    queue_for,
+    run_quietly,
+)
 
 #: Environment variable naming the seconds between `--signal` and the time limit.
 SIGNAL_DELAY_ENV = "ETUDE_SLURM_SIGNAL_DELAY"
@@ -122,8 +131,6 @@ class SlurmJob(Followed):
 
 
 def _log_warning(message: str) -> None:
-    from .slurm_queue import logger
-
     logger.warning("etude: %s", message)
 
 
@@ -161,7 +168,7 @@ class SlurmLauncher(Launcher):
         max_jobs: int = 10_000,
         batch_window: float = 0.5,
         max_array_size: int = 1000,
-        poll_interval: tuple[float, float] = (0.5, 10.0),
+        poll_interval: tuple[float, float] = DEFAULT_INTERVAL,
         array_folder: str | os.PathLike[str] | None = None,
     ) -> None:
         self.time = None if time is None else _duration(time)

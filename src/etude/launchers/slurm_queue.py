@@ -227,6 +227,8 @@ class SlurmQueue:
         return changed
 
 
+#: Seconds between two squeue calls of a follower: (first, most) — SlurmLauncher's default.
+DEFAULT_INTERVAL = (0.5, 10.0)
 _queues: dict[tuple[str, tuple[float, float]], SlurmQueue] = {}
 _queues_lock = threading.Lock()
 
@@ -240,26 +242,21 @@ def queue_for(squeue: str, interval: tuple[float, float]) -> SlurmQueue:
         return _queues[key]
 
 
-_listing: tuple[float, dict[str, tuple[str, str]]] | None = None
-
-
 def recorded_job_state(record: dict[str, Any]) -> tuple[str, str] | None:
     """`(state, reason)` of the live Slurm job named by a job folder's process record.
 
     None for a record of another launcher, or a Slurm job that has ended or is unknown. One
     squeue call serves every record read within two seconds (a whole `etude jobs list`).
     """
-    global _listing
     job_id = record.get("slurm_job_id")
     if record.get("launcher") != "slurm" or not isinstance(job_id, str):
         return None
-    if _listing is None or time.monotonic() - _listing[0] > 2.0:
-        try:
-            _listing = (time.monotonic(), query())
-        except QueueError as exc:
-            logger.warning("etude: %s", exc)
-            return None
-    found = _listing[1].get(job_id)
+    try:
+        listing = queue_for("squeue", DEFAULT_INTERVAL).snapshot(max_age=2.0)
+    except QueueError as exc:
+        logger.warning("etude: %s", exc)
+        return None
+    found = listing.get(job_id)
     return None if found is None or found[0] in ENDED else found
 
 
