@@ -11,7 +11,6 @@ times) and, when the exception pickles, in `.etude/error.pkl`.
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import socket
@@ -35,18 +34,8 @@ JOB_NAME = INFRA_JOB_NAME  # job files: job.pkl (payload), job.out, job.err
 
 
 def write_json_quick(path: Path, value: Any) -> None:
-    """Write JSON atomically (temp file + rename) but without fsync.
-
-    For files that can be written again (configs, markers that follow `result.pkl`): a crash
-    of the machine may lose them, never leave them half-written.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    try:
-        tmp.write_text(json.dumps(value, indent=1, sort_keys=True) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """JSON written atomically without fsync: configs and markers that follow `result.pkl`."""
+    write_json_atomic(path, value, fsync=False)
 
 
 def job_dir(folder: Path | str) -> JobDir:

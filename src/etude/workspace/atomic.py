@@ -8,26 +8,33 @@ from pathlib import Path
 from typing import Any
 
 
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write `data` to a temporary file beside `path` (pid + random name), fsync, then rename."""
+def write_atomic(path: Path, data: bytes | str, *, fsync: bool = True) -> None:
+    """Write `data` to a temporary file beside `path` (pid + random name), fsync, then rename.
+
+    `fsync=False` for files that can be written again: a machine crash may then lose the file,
+    but never leaves it half-written.
+    """
     if isinstance(data, str):
         data = data.encode()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:
         with open(tmp, "wb") as out:
             out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
+            if fsync:
+                out.flush()
+                os.fsync(out.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def write_json_atomic(path: Path, value: Any, *, compact: bool = False) -> None:
+def write_json_atomic(
+    path: Path, value: Any, *, compact: bool = False, fsync: bool = True
+) -> None:
     """Write `value` as JSON atomically; `compact` for large files (much faster to encode)."""
     text = json.dumps(value) if compact else json.dumps(value, indent=1, sort_keys=True)
-    write_atomic(path, text + "\n")
+    write_atomic(path, text + "\n", fsync=fsync)
 
 
 class CorruptFileError(ValueError):
