@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
@@ -37,6 +39,7 @@ from ..workspace.layout import short_name
 from ..workspace.settings import find_workspace
 from .engine import Scheduler
 from .hooks import hooks_for
+from .index import IndexWriter, Reporters
 from .job import DONE, ERROR, Job
 from .plan import DryRunPlan
 from .progress import Progress
@@ -106,7 +109,8 @@ class Experiment:
         self._launcher_given = launcher is not None
         self.dry_run = _dry_run_default() if dry_run is None else dry_run
         self.progress = progress or Progress()
-        self.scheduler = Scheduler(self.progress)
+        self.index = IndexWriter(self.workspace, name, self.settings.store)
+        self.scheduler = Scheduler(Reporters(self.progress, self.index))
         self.plan = DryRunPlan()
         self._jobs: dict[str, Job] = {}
         self._tokens: list[Any] = []
@@ -121,6 +125,7 @@ class Experiment:
         if not self.dry_run:
             self.workspace.jobs.mkdir(parents=True, exist_ok=True)
             self._write_record(running=True)
+            self.index.start(self.started_at)
             self.scheduler.start()
             self.progress.start()
         return self
@@ -167,7 +172,8 @@ class Experiment:
         finally:
             self.scheduler.close()
             self.progress.stop()
-            self._write_record(running=False)
+            ended = self._write_record(running=False)
+            self.index.close(self.scheduler.jobs, ended)
 
     def wait(self) -> None:
         """Wait until every job submitted so far has ended (without leaving the context)."""
@@ -320,7 +326,8 @@ class Experiment:
                 type_name=job.type_name, job_id=job.id, python=sys.executable, script=folder.script
             )
             write_atomic(folder.script, script)
-            write_json_atomic(folder.scheduled, _process_record(self.name))
+            record = {**_process_record(self.name), "submitted": job.submitted_at}
+            write_json_atomic(folder.scheduled, record)
         self.scheduler.add(job)
 
     def _job_params(self, job: Job) -> dict[str, Any]:
@@ -336,10 +343,12 @@ class Experiment:
             "config": job.config_params,
         }
 
-    def _write_record(self, *, running: bool) -> None:
+    def _write_record(self, *, running: bool) -> float | None:
+        """`experiments/NAME/run.json`: this run and its jobs; at the end, also a line in
+        `runs.jsonl` (the history the index is rebuilt from)."""
         folder = self.workspace.experiments / self.name
         folder.mkdir(parents=True, exist_ok=True)
-        record = {
+        record: dict[str, Any] = {
             "name": self.name,
             "workspace": str(self.workspace.path),
             "started": self.started_at,
@@ -350,7 +359,25 @@ class Experiment:
                 for job in self._jobs.values()
             ],
         }
+        if not running:
+            states = Counter(job.state for job in self.scheduler.jobs)
+            record["counts"] = dict(states)
         write_json_atomic(folder / "run.json", record, compact=True)
+        if running:
+            self.index.jobs_listed(len(self._jobs))
+        else:
+            _append_line(folder / "runs.jsonl", record)
+        return record["ended"]
+
+
+def _append_line(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line with a single write (O_APPEND): concurrent writers never mix."""
+    data = (json.dumps(record, separators=(",", ":")) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
 
 
 def _marker(task: Task) -> Any:

@@ -7,6 +7,7 @@ workspaces:
     max_retries: 5        # default 3: how often a resumable task is started again
     env:                  # added to the environment of every job of this workspace
       OMP_NUM_THREADS: "4"
+    store: postgresql://me@db.example:5432/etude   # the index database (default: SQLite)
 ```
 `experiment("main", ...)` opens the workspace whose `id` is `main`; `experiment(folder, ...)`
 uses the entry whose `path` is that folder, if any.
@@ -32,6 +33,7 @@ class WorkspaceSettings:
     id: str | None = None
     max_retries: int = DEFAULT_MAX_RETRIES
     env: dict[str, str] = field(default_factory=dict)
+    store: str | None = None
 
 
 def settings_path() -> Path:
@@ -62,11 +64,17 @@ def _entry(path: Path, index: int, entry: Any) -> WorkspaceSettings:
     where = f"{path}: workspaces[{index}]"
     if not isinstance(entry, dict) or "path" not in entry:
         raise SettingsError(f"{where}: each entry needs a 'path' (and optionally an 'id').")
-    unknown = set(entry) - {"id", "path", "max_retries", "env"}
+    unknown = set(entry) - {"id", "path", "max_retries", "env", "store"}
     if unknown:
         raise SettingsError(
             f"{where}: unknown key(s) {', '.join(sorted(unknown))}; valid keys: id, path, "
-            "max_retries, env."
+            "max_retries, env, store."
+        )
+    store = entry.get("store")
+    if store is not None and (not isinstance(store, str) or not store.strip()):
+        raise SettingsError(
+            f"{where}: store must be a database URL such as "
+            f"postgresql://user@host:5432/etude, got {store!r}."
         )
     retries = entry.get("max_retries", DEFAULT_MAX_RETRIES)
     if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
@@ -79,6 +87,7 @@ def _entry(path: Path, index: int, entry: Any) -> WorkspaceSettings:
         id=None if entry.get("id") is None else str(entry["id"]),
         max_retries=retries,
         env={str(k): str(v) for k, v in env.items()},
+        store=store,
     )
 
 

@@ -1,0 +1,198 @@
+"""Connecting to the index database and bringing its schema up to date.
+
+Opening checks the schema revision with one query; only an old (or empty) database imports
+Alembic and migrates, under a lock (a file lock beside a SQLite file, an advisory lock on
+PostgreSQL), so two processes opening an old index at once migrate it once: one migrates, the
+other waits and then finds it current. A database whose revision this etude does not know was
+written by a newer etude: opening it is refused with both versions named.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from ..workspace import FileLock
+from .location import StoreLocation
+from .schema import HEAD, REVISIONS
+
+logger = logging.getLogger("etude.store")
+
+T = TypeVar("T")
+BUSY_TIMEOUT_S = 60  # how long SQLite waits for another writer before giving up
+WRITE_ATTEMPTS = 6  # a write transaction is tried again after a lock timeout or a deadlock
+PG_MIGRATION_LOCK = 0x65747564  # advisory lock key ("etud")
+
+
+class StoreError(RuntimeError):
+    """The index cannot be used; the message names the database and what to do."""
+
+
+class StoreVersionError(StoreError):
+    """The index was written by a newer etude."""
+
+
+class StoreCorruptError(StoreError):
+    """The SQLite file is not a readable database."""
+
+
+def create_engine(location: StoreLocation) -> sa.Engine:
+    """An engine for `location`; SQLite in WAL mode, waiting for other writers."""
+    if not location.is_sqlite:
+        return sa.create_engine(location.url, pool_pre_ping=True, pool_size=2, max_overflow=4)
+    assert location.path is not None
+    location.path.parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(
+        location.url,
+        connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False},
+    )
+    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # The driver's own transaction handling is off: `_sqlite_begin` opens every transaction,
+    # so that writers can take the write lock up front (BEGIN IMMEDIATE) and never deadlock
+    # upgrading a read lock.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_begin(connection: sa.Connection) -> None:
+    write = connection.get_execution_options().get("etude_write", False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+@contextmanager
+def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection in a write transaction, committed on exit, rolled back on error."""
+    with engine.connect() as connection:
+        connection = connection.execution_options(etude_write=True)
+        with connection.begin():
+            yield connection
+
+
+def run_write(engine: sa.Engine, work: Callable[[sa.Connection], T]) -> T:
+    """`work(connection)` in a write transaction, tried again when the database was busy
+    (SQLite's lock timeout) or chose this transaction as a deadlock victim (PostgreSQL)."""
+    delay = 0.05
+    for attempt in range(WRITE_ATTEMPTS):
+        try:
+            with write_transaction(engine) as connection:
+                return work(connection)
+        except sa.exc.OperationalError as exc:
+            if attempt == WRITE_ATTEMPTS - 1 or not _transient(exc):
+                raise
+            logger.info("index busy (%s); trying again in %.2f s", exc.orig, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    raise AssertionError("unreachable")
+
+
+def _transient(exc: sa.exc.OperationalError) -> bool:
+    text = str(exc.orig).lower()
+    return any(word in text for word in ("locked", "busy", "deadlock", "could not serialize"))
+
+
+# -- schema revision ------------------------------------------------------------------------
+def read_revision(connection: sa.Connection) -> str | None:
+    """The Alembic revision of the database, None for an empty one."""
+    if not sa.inspect(connection).has_table("alembic_version"):
+        return None
+    rows = connection.exec_driver_sql("SELECT version_num FROM alembic_version").fetchall()
+    return rows[0][0] if rows else None
+
+
+def ensure_schema(engine: sa.Engine, location: StoreLocation) -> None:
+    """Migrate the database to `HEAD` if it is older; raise `StoreVersionError` if newer.
+
+    Raises `StoreCorruptError` when a SQLite file is not a database.
+    """
+    try:
+        with engine.connect() as connection:
+            revision = read_revision(connection)
+    except sa.exc.DatabaseError as exc:
+        _raise_unreadable(exc, location)
+    if revision == HEAD:
+        return
+    _check_known(revision, location)
+    with _migration_lock(engine, location):
+        with engine.connect() as connection:
+            revision = read_revision(connection)  # another process may have migrated it
+        if revision == HEAD:
+            return
+        _check_known(revision, location)
+        _upgrade(engine, location, revision)
+
+
+def _raise_unreadable(exc: sa.exc.DatabaseError, location: StoreLocation) -> None:
+    if location.is_sqlite and not isinstance(exc, sa.exc.OperationalError):
+        raise StoreCorruptError(
+            f"{location.display}: not a readable SQLite database ({exc.orig})"
+        ) from exc
+    raise StoreError(f"cannot open the index at {location.display}: {exc.orig}") from exc
+
+
+def _check_known(revision: str | None, location: StoreLocation) -> None:
+    if revision is None or revision in REVISIONS:
+        return
+    from .. import __version__  # the package's version, only for this message
+
+    raise StoreVersionError(
+        f"the index at {location.display} has schema revision {revision!r}, written by a newer "
+        f"etude; this etude ({__version__}) knows revisions up to {HEAD!r}. Upgrade etude on "
+        "this machine (pip install -U etude), or give this workspace another store "
+        "(ETUDE_STORE, or 'store:' in settings.yaml)."
+    )
+
+
+@contextmanager
+def _migration_lock(engine: sa.Engine, location: StoreLocation) -> Iterator[None]:
+    if location.is_sqlite:
+        assert location.path is not None
+        with FileLock(location.path.with_name(location.path.name + ".migrate-lock")):
+            yield
+        return
+    with engine.connect() as connection:
+        connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": PG_MIGRATION_LOCK})
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.execute(
+                sa.text("SELECT pg_advisory_unlock(:key)"), {"key": PG_MIGRATION_LOCK}
+            )
+            connection.commit()
+
+
+def _upgrade(engine: sa.Engine, location: StoreLocation, revision: str | None) -> None:
+    # Alembic is imported only here: a current database never pays for it.
+    from alembic import command
+    from alembic.config import Config
+
+    logger.info(
+        "etude: migrating the index at %s from %s to %s",
+        location.display,
+        revision or "an empty database",
+        HEAD,
+    )
+    config = Config()
+    config.set_main_option("script_location", "etude.store:migrations")
+    with engine.connect() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, HEAD)
+        connection.commit()

@@ -1,0 +1,355 @@
+"""Keeping the index in line with the workspace folders, which are the source of truth.
+
+Who writes what:
+- the experiment process writes its jobs and their state changes as they happen, and its
+  runs (start, end, counts);
+- job processes (here or on a cluster node) never touch the index: they write markers in
+  their folders;
+- every reader (`etude jobs list`, `etude experiments ...`, the Python API through
+  `refresh`) first reconciles what changed behind the index's back, cheaply: folders that hold
+  job folders and whose modification time changed are listed again (new job folders are read,
+  vanished ones dropped), and every job the index holds as not ended (or failed, in case it
+  was run again elsewhere) is read again from its markers;
+- `rebuild` remakes the whole index from the folders; `check` compares every job and repairs
+  the differences.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..workspace import CorruptFileError, JobDir, Workspace, read_json
+from ..workspace.layout import ETUDE_DIR, INFRA_JOB_NAME, short_name
+from .database import run_write
+from .records import AskLauncher, JobRecord, read_job_folder, relative_folder
+from .store import JobRow, Store
+
+logger = logging.getLogger("etude.store")
+
+RUNS_HISTORY = "runs.jsonl"  # experiments/NAME/: one line per ended run
+
+
+# -- the folders that hold job folders ------------------------------------------------------
+def _mtime(path: Path) -> float | None:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None
+
+
+def containers(workspace: Workspace) -> dict[str, float]:
+    """Folders whose listing changes when a job folder is created or deleted, with their
+    modification times: `jobs/`, `jobs/TASK/`, the workspace itself and the pydantic-infra
+    folders `METHOD,VERSION/` and `METHOD,VERSION/UID/jobs/`."""
+    found: dict[str, float] = {}
+    root = workspace.path
+
+    def add(path: Path) -> None:
+        mtime = _mtime(path)
+        if mtime is not None:
+            found[path.relative_to(root).as_posix()] = mtime
+
+    add(root)
+    if workspace.jobs.is_dir():
+        add(workspace.jobs)
+        for task_dir in os.scandir(workspace.jobs):
+            if task_dir.is_dir():
+                add(Path(task_dir.path))
+    for method in _infra_methods(root):
+        add(method)
+        for uid in os.scandir(method):
+            chunks = Path(uid.path) / "jobs"
+            if uid.is_dir() and chunks.is_dir():
+                add(chunks)
+    return found
+
+
+def _infra_methods(root: Path) -> Iterator[Path]:
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return
+    for entry in entries:
+        if "," in entry.name and entry.is_dir():
+            yield Path(entry.path)
+
+
+def _job_dirs_in(workspace: Workspace, container: str) -> Iterator[JobDir]:
+    """The job folders directly inside `container` (relative to the workspace)."""
+    folder = workspace.path / container if container != "." else workspace.path
+    parts = Path(container).parts
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return
+    if len(parts) == 2 and parts[0] == "jobs":  # jobs/TASK/ID
+        name = short_name(parts[1])
+        for entry in entries:
+            if entry.is_dir():
+                yield JobDir(Path(entry.path), name)
+    elif "," in parts[0] if parts else False:  # METHOD,VERSION/UID or METHOD/UID/jobs/CHUNK
+        for entry in entries:
+            if entry.is_dir() and os.path.isdir(os.path.join(entry.path, ETUDE_DIR)):
+                yield JobDir(Path(entry.path), INFRA_JOB_NAME)
+
+
+# -- refresh --------------------------------------------------------------------------------
+@dataclass
+class Changes:
+    """What a reconciliation found (and, unless asked not to, wrote)."""
+
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    updated: list[tuple[str, str, str]] = field(default_factory=list)  # folder, was, now
+    problems: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.updated)
+
+
+def refresh(store: Store, ask_launcher: AskLauncher | None = None) -> Changes:
+    """Reconcile what changed in the folders since the index last saw them (see the module)."""
+    changes = Changes()
+    workspace = store.workspace
+    recorded = store.scanned()
+    first = not recorded
+    current = containers(workspace)
+    stale = [path for path, mtime in current.items() if recorded.get(path) != mtime]
+    gone = [path for path in recorded if path not in current]
+    indexed = store.all_folders() if (stale or gone) else {}
+    records: list[JobRecord] = []
+    seen: set[str] = set()
+    for container in stale:
+        for job in _job_dirs_in(workspace, container):
+            folder = relative_folder(workspace, job)
+            seen.add(folder)
+            if folder not in indexed:
+                records.append(read_job_folder(workspace, job, ask_launcher))
+                changes.added.append(folder)
+    for folder in indexed:
+        container = folder.rsplit("/", 1)[0]
+        listed_again = container in stale or container in gone
+        if listed_again and folder not in seen and not (workspace.path / folder).is_dir():
+            changes.removed.append(folder)
+    records += _recheck_live(store, ask_launcher, changes, exclude=set(changes.added))
+    if records:
+        store.write_jobs(records)
+    store.delete_jobs(changes.removed)
+    if stale or gone:
+        store.set_scanned({path: current[path] for path in stale})
+        if gone:
+            _forget_scanned(store, gone)
+    if first:
+        ingest_experiments(store)
+    return changes
+
+
+def _recheck_live(
+    store: Store, ask_launcher: AskLauncher | None, changes: Changes, exclude: set[str]
+) -> list[JobRecord]:
+    """Read again the jobs the index holds as not ended, and failed jobs now done."""
+    workspace = store.workspace
+    candidates = store.live_jobs()
+    candidates += [
+        (folder, "error")
+        for folder, state in store.all_folders_in_state("error")
+        if os.path.exists(workspace.path / folder / ETUDE_DIR / "done.json")
+    ]
+    records = []
+    for folder, state in candidates:
+        if folder in exclude:
+            continue
+        path = workspace.path / folder
+        if not path.is_dir():
+            changes.removed.append(folder)
+            continue
+        record = read_job_folder(workspace, _job_dir(path), ask_launcher)
+        if record.state != state:
+            changes.updated.append((folder, state, record.state))
+            record.params = None  # unchanged: keep the stored ones
+            records.append(record)
+    return records
+
+
+def _job_dir(path: Path) -> JobDir:
+    parent = path.parent
+    if parent.parent.name == "jobs" and "," not in parent.parent.parent.name:
+        return JobDir(path, short_name(parent.name))
+    return JobDir(path, INFRA_JOB_NAME)
+
+
+def _forget_scanned(store: Store, paths: list[str]) -> None:
+    from .schema import scanned_dirs
+
+    ws = store.workspace_pk
+    run_write(
+        store.engine,
+        lambda connection: connection.execute(
+            scanned_dirs.delete().where(
+                scanned_dirs.c.workspace_pk == ws, scanned_dirs.c.path.in_(paths)
+            )
+        ),
+    )
+
+
+# -- experiments ----------------------------------------------------------------------------
+def _read_lines(path: Path) -> list[dict[str, Any]]:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return []
+    found = []
+    for number, line in enumerate(text.splitlines(), 1):
+        try:
+            value = json.loads(line)
+        except ValueError:
+            logger.warning("etude: %s:%d is not JSON; skipped", path, number)
+            continue
+        if isinstance(value, dict):
+            found.append(value)
+    return found
+
+
+def experiment_runs_on_disk(workspace: Workspace, name: str) -> list[dict[str, Any]]:
+    """The runs of experiment `name` its folder records: ended ones from `runs.jsonl`, then
+    the latest (`run.json`, possibly still running or interrupted)."""
+    folder = workspace.experiments / name
+    runs = {run.get("started"): run for run in _read_lines(folder / RUNS_HISTORY)}
+    try:
+        latest = read_json(folder / "run.json")
+    except (FileNotFoundError, CorruptFileError) as exc:
+        if isinstance(exc, CorruptFileError):
+            logger.warning("etude: %s", exc)
+        latest = None
+    if isinstance(latest, dict):
+        runs.setdefault(latest.get("started"), latest)
+    return [run for key, run in sorted(runs.items(), key=_started) if isinstance(key, float | int)]
+
+
+def _started(item: tuple[Any, Any]) -> float:
+    key = item[0]
+    return float(key) if isinstance(key, int | float) else 0.0
+
+
+def ingest_experiments(store: Store, connection: sa.Connection | None = None) -> None:
+    """Write every experiment run recorded in `experiments/*/` and link its jobs."""
+    workspace = store.workspace
+    if not workspace.experiments.is_dir():
+        return
+    ws = store.workspace_pk
+
+    def work(connection: sa.Connection) -> None:
+        for folder in sorted(workspace.experiments.iterdir()):
+            if folder.is_dir():
+                _ingest_experiment(store, connection, ws, folder.name)
+
+    if connection is not None:
+        work(connection)
+    else:
+        run_write(store.engine, work)
+
+
+def _ingest_experiment(store: Store, connection: sa.Connection, ws: int, name: str) -> None:
+    workspace = store.workspace
+    for run in experiment_runs_on_disk(workspace, name):
+        process = run.get("process")
+        process = process if isinstance(process, dict) else {}
+        entries = run.get("jobs")
+        entries = entries if isinstance(entries, list) else []
+        folders = [f for f in (_entry_folder(workspace, e) for e in entries) if f is not None]
+        counts = run.get("counts")
+        store.experiment_run_in(
+            connection,
+            ws,
+            name,
+            started=float(run["started"]),
+            ended=run.get("ended") if isinstance(run.get("ended"), float | int) else None,
+            host=process.get("host"),
+            pid=process.get("pid") if isinstance(process.get("pid"), int) else None,
+            create_time=process.get("create_time"),
+            jobs_count=len(entries),
+            counts=counts if isinstance(counts, dict) else None,
+        )
+        store.link_in(connection, ws, name, folders)
+
+
+def _entry_folder(workspace: Workspace, entry: Any) -> str | None:
+    if not isinstance(entry, dict):
+        return None
+    job_id, task = entry.get("id"), entry.get("task")
+    if isinstance(job_id, str) and isinstance(task, str) and job_id and task:
+        return relative_folder(workspace, workspace.job_dir(task, job_id))
+    path = entry.get("path")
+    if isinstance(path, str) and path:
+        return relative_folder(workspace, JobDir(Path(path), short_name(Path(path).parent.name)))
+    return None
+
+
+# -- rebuild and check ----------------------------------------------------------------------
+def rebuild(store: Store, ask_launcher: AskLauncher | None = None) -> int:
+    """Remake the index of the workspace from its folders, in one transaction (readers see
+    the old index until it commits). Returns the number of jobs indexed."""
+    workspace = store.workspace
+    current = containers(workspace)  # before listing: what changes later is seen later
+    records = [read_job_folder(workspace, job, ask_launcher) for job in workspace.iter_job_dirs()]
+    ws = store.workspace_pk
+
+    def work(connection: sa.Connection) -> None:
+        store.clear_in(connection, ws)
+        for start in range(0, len(records), 2000):
+            store.write_jobs_in(connection, ws, records[start : start + 2000])
+        ingest_experiments(store, connection)
+        from .schema import scanned_dirs
+
+        rows = [{"workspace_pk": ws, "path": p, "mtime": m} for p, m in sorted(current.items())]
+        if rows:
+            connection.execute(scanned_dirs.insert(), rows)
+
+    run_write(store.engine, work)
+    return len(records)
+
+
+FIELDS_CHECKED = ("task", "state", "reason", "kind", "experiment")
+
+
+def check(store: Store, ask_launcher: AskLauncher | None = None, *, repair: bool = True) -> Changes:
+    """Compare every job of the index with its folder; with `repair`, write the folders'
+    version of every difference. Returns the differences."""
+    workspace = store.workspace
+    changes = Changes()
+    indexed = {row.folder: row for row in store.query_jobs()}
+    records: list[JobRecord] = []
+    for job in workspace.iter_job_dirs():
+        record = read_job_folder(workspace, job, ask_launcher)
+        changes.problems += record.problems
+        row = indexed.pop(record.folder, None)
+        if row is None:
+            changes.added.append(record.folder)
+            records.append(record)
+            continue
+        differs = _difference(row, record)
+        if differs:
+            changes.updated.append((record.folder, differs[0], differs[1]))
+            records.append(record)
+    changes.removed = sorted(indexed)
+    if repair and changes:
+        store.write_jobs(records)
+        store.delete_jobs(changes.removed)
+        store.set_scanned(containers(workspace), replace=True)
+    return changes
+
+
+def _difference(row: JobRow, record: JobRecord) -> tuple[str, str] | None:
+    for name in FIELDS_CHECKED:
+        was, now = getattr(row, name), getattr(record, name)
+        if was != now:
+            return f"{name}={was}", f"{name}={now}"
+    return None

@@ -1,0 +1,140 @@
+"""The index's tables (SQLAlchemy Core). Every change here comes with an Alembic revision in
+`migrations/versions/` and a new `HEAD`; `tests/store/test_migrations.py` checks they agree.
+
+One database may hold the index of several workspaces (a team's PostgreSQL): every row hangs
+off a `workspaces` row, and every query is scoped to one workspace.
+
+Times are seconds since the epoch (floats). `job_params` and `job_tags` hold one row per
+flattened value: `num` for numbers and booleans (so they compare as numbers), `text` for the
+value as text (strings, and the text form of every scalar), `kind` for its type.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+#: Alembic revisions, oldest first; the last one is the schema this code reads and writes.
+REVISIONS = ("0001", "0002")
+HEAD = REVISIONS[-1]
+
+metadata = sa.MetaData()
+
+workspaces = sa.Table(
+    "workspaces",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True),
+    sa.Column("path", sa.Text, nullable=False, unique=True),
+    sa.Column("created", sa.Double, nullable=False),
+)
+
+experiments = sa.Table(
+    "experiments",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True),
+    sa.Column(
+        "workspace_pk", sa.Integer, sa.ForeignKey("workspaces.pk", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.UniqueConstraint("workspace_pk", "name", name="uq_experiments_name"),
+)
+
+experiment_runs = sa.Table(
+    "experiment_runs",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True),
+    sa.Column(
+        "experiment_pk", sa.Integer, sa.ForeignKey("experiments.pk", ondelete="CASCADE"),
+        nullable=False, index=True,
+    ),
+    sa.Column("started", sa.Double, nullable=False),
+    sa.Column("ended", sa.Double),
+    sa.Column("host", sa.String(255)),
+    sa.Column("pid", sa.Integer),
+    sa.Column("create_time", sa.Double),  # the process's start time, to tell a reused pid
+    sa.Column("jobs", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("counts", sa.Text),  # JSON {state: count} when the run ended
+    sa.UniqueConstraint("experiment_pk", "started", name="uq_experiment_runs_started"),
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True),
+    sa.Column(
+        "workspace_pk", sa.Integer, sa.ForeignKey("workspaces.pk", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("folder", sa.Text, nullable=False),  # relative to the workspace
+    sa.Column("id", sa.String(255), nullable=False),  # the folder's name: identifier or uid
+    sa.Column("kind", sa.String(16), nullable=False),  # "task" or "infra"
+    sa.Column("task", sa.String(255), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(32)),
+    sa.Column("message", sa.Text),
+    sa.Column("submitted", sa.Double),
+    sa.Column("started", sa.Double),
+    sa.Column("ended", sa.Double),
+    sa.Column("duration", sa.Double),
+    sa.Column("retries", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("launcher", sa.String(64)),
+    sa.Column("cluster_job_id", sa.String(64)),
+    sa.Column("experiment", sa.String(255)),  # the experiment that submitted it last
+    sa.Column("tags", sa.Text),  # JSON object, as shown
+    sa.Column("updated", sa.Double, nullable=False),
+    sa.UniqueConstraint("workspace_pk", "folder", name="uq_jobs_folder"),
+    sa.Index("ix_jobs_state", "workspace_pk", "state"),
+    sa.Index("ix_jobs_task", "workspace_pk", "task"),
+    sa.Index("ix_jobs_submitted", "workspace_pk", "submitted"),
+    sa.Index("ix_jobs_id", "workspace_pk", "id"),
+)
+
+job_experiments = sa.Table(
+    "job_experiments",
+    metadata,
+    sa.Column("job_pk", sa.Integer, sa.ForeignKey("jobs.pk", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column(
+        "experiment_pk", sa.Integer, sa.ForeignKey("experiments.pk", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Index("ix_job_experiments_experiment", "experiment_pk"),
+)
+
+# -- revision 0002 ------------------------------------------------------------------------
+job_params = sa.Table(
+    "job_params",
+    metadata,
+    sa.Column("job_pk", sa.Integer, sa.ForeignKey("jobs.pk", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("path", sa.String(512), primary_key=True),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("num", sa.Double),
+    sa.Column("text", sa.Text),
+    sa.Index("ix_job_params_num", "path", "num"),
+)
+
+job_tags = sa.Table(
+    "job_tags",
+    metadata,
+    sa.Column("job_pk", sa.Integer, sa.ForeignKey("jobs.pk", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("num", sa.Double),
+    sa.Column("text", sa.Text),
+    sa.Index("ix_job_tags_name", "name", "text"),
+)
+
+#: Modification times of the folders holding job folders, to find jobs created or deleted
+#: behind the index's back without listing every folder (see `reconcile`).
+scanned_dirs = sa.Table(
+    "scanned_dirs",
+    metadata,
+    sa.Column(
+        "workspace_pk", sa.Integer, sa.ForeignKey("workspaces.pk", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("path", sa.Text, primary_key=True),  # relative to the workspace
+    sa.Column("mtime", sa.Double, nullable=False),
+)

@@ -1,0 +1,550 @@
+"""`Store`: the index of one workspace — jobs, experiments and their runs — in SQLite or
+PostgreSQL. Writes are batched (many rows per statement, one transaction per batch); reads
+are single queries that the filter grammar narrows and sorts.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..workspace import Workspace
+from .database import StoreError, create_engine, ensure_schema, run_write
+from .location import StoreLocation
+from .records import JobRecord
+from .schema import (
+    experiment_runs,
+    experiments,
+    job_experiments,
+    job_params,
+    job_tags,
+    jobs,
+    scanned_dirs,
+    workspaces,
+)
+
+CHUNK = 500  # keys per IN (...) list and rows per statement
+
+
+@dataclass
+class JobRow:
+    """A job as read back from the index."""
+
+    pk: int
+    folder: str
+    id: str
+    kind: str
+    task: str
+    state: str
+    reason: str | None
+    message: str | None
+    submitted: float | None
+    started: float | None
+    ended: float | None
+    duration: float | None
+    retries: int
+    launcher: str | None
+    cluster_job_id: str | None
+    experiment: str | None
+    tags: dict[str, Any]
+
+    def to_json(self, workspace: Workspace) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if k != "pk"}
+        data["path"] = str(workspace.path / self.folder)
+        return data
+
+
+@dataclass
+class ExperimentRun:
+    started: float
+    ended: float | None
+    host: str | None
+    pid: int | None
+    create_time: float | None
+    jobs: int
+    counts: dict[str, int] | None
+
+
+@dataclass
+class ExperimentInfo:
+    name: str
+    runs: list[ExperimentRun] = field(default_factory=list)
+    job_count: int = 0
+    states: dict[str, int] = field(default_factory=dict)  # states of its jobs now
+
+    @property
+    def last(self) -> ExperimentRun | None:
+        return self.runs[-1] if self.runs else None
+
+
+def _insert(connection: sa.Connection, table: sa.Table) -> Any:
+    """The dialect's INSERT, which has `on_conflict_do_update` / `on_conflict_do_nothing`."""
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table)
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+JOB_COLUMNS = (
+    "id", "kind", "task", "state", "reason", "message", "submitted", "started", "ended",
+    "duration", "retries", "launcher", "cluster_job_id", "experiment", "tags", "updated",
+)
+
+
+class Store:
+    """The index of `workspace` at `location`. Open it with `etude.store.open_store`."""
+
+    def __init__(self, workspace: Workspace, location: StoreLocation) -> None:
+        self.workspace = workspace
+        self.location = location
+        self.engine = create_engine(location)
+        self._workspace_pk: int | None = None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def migrate(self) -> None:
+        ensure_schema(self.engine, self.location)
+
+    # -- the workspace row ------------------------------------------------------------------
+    @property
+    def workspace_pk(self) -> int:
+        if self._workspace_pk is None:
+            self._workspace_pk = run_write(self.engine, self._workspace_row)
+        return self._workspace_pk
+
+    def _workspace_row(self, connection: sa.Connection) -> int:
+        path = str(self.workspace.path)
+        connection.execute(
+            _insert(connection, workspaces)
+            .values(path=path, created=time.time())
+            .on_conflict_do_nothing(index_elements=["path"])
+        )
+        pk = connection.execute(sa.select(workspaces.c.pk).where(workspaces.c.path == path))
+        return int(pk.scalar_one())
+
+    # -- writing jobs -----------------------------------------------------------------------
+    def write_jobs(self, records: Sequence[JobRecord], experiment: str | None = None) -> None:
+        """Insert or update `records` (by folder) in one transaction; link them to
+        `experiment` when given. A record whose `params` is None keeps the stored ones."""
+        if not records:
+            return
+        ws = self.workspace_pk
+        run_write(self.engine, lambda c: self.write_jobs_in(c, ws, records, experiment))
+
+    def write_jobs_in(
+        self,
+        connection: sa.Connection,
+        ws: int,
+        records: Sequence[JobRecord],
+        experiment: str | None = None,
+    ) -> None:
+        """`write_jobs` inside the caller's transaction."""
+        latest = {record.folder: record for record in records}  # the last word per job
+        ordered = [latest[key] for key in sorted(latest)]  # one order: no deadlocks on PG
+        pks = self._upsert_jobs(connection, ws, ordered)
+        self._replace_values(connection, pks, ordered)
+        if experiment is not None:
+            self._link(connection, ws, experiment, list(pks.values()))
+
+    def _upsert_jobs(
+        self, connection: sa.Connection, ws: int, records: Sequence[JobRecord]
+    ) -> dict[str, int]:
+        now = time.time()
+        rows = [
+            {
+                "workspace_pk": ws,
+                "folder": r.folder,
+                "id": r.id,
+                "kind": r.kind,
+                "task": r.task,
+                "state": r.state,
+                "reason": r.reason,
+                "message": r.message,
+                "submitted": r.submitted,
+                "started": r.started,
+                "ended": r.ended,
+                "duration": r.duration,
+                "retries": r.retries,
+                "launcher": r.launcher,
+                "cluster_job_id": r.cluster_job_id,
+                "experiment": r.experiment,
+                "tags": json.dumps(r.tags, default=str) if r.tags else None,
+                "updated": now,
+            }
+            for r in records
+        ]
+        stmt = _insert(connection, jobs)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["workspace_pk", "folder"],
+            set_={name: stmt.excluded[name] for name in JOB_COLUMNS},
+        )
+        for chunk in _chunks(rows):
+            connection.execute(stmt, list(chunk))
+        return self._pks(connection, ws, [r.folder for r in records])
+
+    def _pks(self, connection: sa.Connection, ws: int, folders: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for chunk in _chunks(folders):
+            query = sa.select(jobs.c.folder, jobs.c.pk).where(
+                jobs.c.workspace_pk == ws, jobs.c.folder.in_(chunk)
+            )
+            found.update({folder: pk for folder, pk in connection.execute(query)})
+        return found
+
+    def _replace_values(
+        self, connection: sa.Connection, pks: dict[str, int], records: Sequence[JobRecord]
+    ) -> None:
+        for table, key, attribute in ((job_params, "path", "params"), (job_tags, "name", "tags")):
+            changed = [r for r in records if getattr(r, attribute) is not None]
+            if not changed:
+                continue
+            ids = [pks[r.folder] for r in changed]
+            for chunk in _chunks(ids):
+                connection.execute(table.delete().where(table.c.job_pk.in_(chunk)))
+            rows = []
+            for record in changed:
+                pk = pks[record.folder]
+                values = record.params if attribute == "params" else _tag_values(record.tags)
+                assert values is not None
+                for name, (kind, num, text) in values.items():
+                    rows.append({"job_pk": pk, key: name, "kind": kind, "num": num, "text": text})
+            for chunk in _chunks(rows, 2000):
+                connection.execute(table.insert(), list(chunk))
+
+    def _link(self, connection: sa.Connection, ws: int, name: str, pks: list[int]) -> None:
+        experiment_pk = self._experiment_pk(connection, ws, name)
+        stmt = _insert(connection, job_experiments).on_conflict_do_nothing()
+        rows = [{"job_pk": pk, "experiment_pk": experiment_pk} for pk in sorted(pks)]
+        for chunk in _chunks(rows, 2000):
+            connection.execute(stmt, list(chunk))
+
+    def _experiment_pk(self, connection: sa.Connection, ws: int, name: str) -> int:
+        connection.execute(
+            _insert(connection, experiments)
+            .values(workspace_pk=ws, name=name)
+            .on_conflict_do_nothing(index_elements=["workspace_pk", "name"])
+        )
+        query = sa.select(experiments.c.pk).where(
+            experiments.c.workspace_pk == ws, experiments.c.name == name
+        )
+        return int(connection.execute(query).scalar_one())
+
+    def link_jobs(self, experiment: str, folders: Sequence[str]) -> None:
+        """Record that `experiment` uses the jobs in `folders` (those in the index)."""
+        if not folders:
+            return
+        ws = self.workspace_pk
+
+        def work(connection: sa.Connection) -> None:
+            pks = self._pks(connection, ws, sorted(set(folders)))
+            self._link(connection, ws, experiment, list(pks.values()))
+
+        run_write(self.engine, work)
+
+    def known_folders(self, folders: Sequence[str]) -> set[str]:
+        """Which of `folders` the index holds."""
+        ws = self.workspace_pk
+        with self.engine.connect() as connection:
+            return set(self._pks(connection, ws, folders))
+
+    def delete_jobs(self, folders: Sequence[str]) -> None:
+        """Remove the jobs of `folders` (their folders are gone) from the index."""
+        if not folders:
+            return
+        ws = self.workspace_pk
+
+        def work(connection: sa.Connection) -> None:
+            pks = list(self._pks(connection, ws, sorted(folders)).values())
+            for chunk in _chunks(pks):
+                for table in (job_params, job_tags, job_experiments):
+                    connection.execute(table.delete().where(table.c.job_pk.in_(chunk)))
+                connection.execute(jobs.delete().where(jobs.c.pk.in_(chunk)))
+
+        run_write(self.engine, work)
+
+    # -- experiments ------------------------------------------------------------------------
+    def write_experiment_run(
+        self,
+        name: str,
+        *,
+        started: float,
+        ended: float | None,
+        host: str | None,
+        pid: int | None,
+        create_time: float | None,
+        jobs_count: int,
+        counts: dict[str, int] | None,
+    ) -> None:
+        """Insert or update the run of experiment `name` that started at `started`."""
+        ws = self.workspace_pk
+        run_write(
+            self.engine,
+            lambda connection: self.experiment_run_in(
+                connection, ws, name, started=started, ended=ended, host=host, pid=pid,
+                create_time=create_time, jobs_count=jobs_count, counts=counts,
+            ),
+        )
+
+    def experiment_run_in(
+        self,
+        connection: sa.Connection,
+        ws: int,
+        name: str,
+        *,
+        started: float,
+        ended: float | None,
+        host: str | None,
+        pid: int | None,
+        create_time: float | None,
+        jobs_count: int,
+        counts: dict[str, int] | None,
+    ) -> None:
+        """`write_experiment_run` inside the caller's transaction."""
+        values = {
+            "ended": ended,
+            "host": host,
+            "pid": pid,
+            "create_time": create_time,
+            "jobs": jobs_count,
+            "counts": None if counts is None else json.dumps(counts),
+        }
+
+        experiment_pk = self._experiment_pk(connection, ws, name)
+        stmt = _insert(connection, experiment_runs).values(
+            experiment_pk=experiment_pk, started=started, **values
+        )
+        connection.execute(
+            stmt.on_conflict_do_update(index_elements=["experiment_pk", "started"], set_=values)
+        )
+
+    def link_in(self, connection: sa.Connection, ws: int, name: str, folders: list[str]) -> None:
+        """`link_jobs` inside the caller's transaction."""
+        pks = self._pks(connection, ws, sorted(set(folders)))
+        self._link(connection, ws, name, list(pks.values()))
+
+    def experiments(self, name: str | None = None) -> list[ExperimentInfo]:
+        """Experiments with their runs (oldest first) and the current states of their jobs."""
+        ws = self.workspace_pk
+        query = (
+            sa.select(experiments.c.pk, experiments.c.name)
+            .where(experiments.c.workspace_pk == ws)
+            .order_by(experiments.c.name)
+        )
+        if name is not None:
+            query = query.where(experiments.c.name == name)
+        with self.engine.connect() as connection:
+            found = {pk: ExperimentInfo(name) for pk, name in connection.execute(query)}
+            if not found:
+                return []
+            runs = sa.select(experiment_runs).where(
+                experiment_runs.c.experiment_pk.in_(list(found))
+            ).order_by(experiment_runs.c.started)
+            for row in connection.execute(runs).mappings():
+                found[row["experiment_pk"]].runs.append(
+                    ExperimentRun(
+                        started=row["started"],
+                        ended=row["ended"],
+                        host=row["host"],
+                        pid=row["pid"],
+                        create_time=row["create_time"],
+                        jobs=row["jobs"],
+                        counts=json.loads(row["counts"]) if row["counts"] else None,
+                    )
+                )
+            states = (
+                sa.select(job_experiments.c.experiment_pk, jobs.c.state, sa.func.count())
+                .join(jobs, jobs.c.pk == job_experiments.c.job_pk)
+                .where(job_experiments.c.experiment_pk.in_(list(found)))
+                .group_by(job_experiments.c.experiment_pk, jobs.c.state)
+            )
+            for experiment_pk, state, count in connection.execute(states):
+                info = found[experiment_pk]
+                info.states[state] = count
+                info.job_count += count
+        return list(found.values())
+
+    # -- reading jobs -----------------------------------------------------------------------
+    def _job_query(self, where: str | None) -> Any:
+        query = sa.select(jobs).where(jobs.c.workspace_pk == self.workspace_pk)
+        if not where or not where.strip():
+            return query
+        from .filters import compile_job_filter  # the parser is loaded when a filter is given
+
+        condition = compile_job_filter(where)
+        return query if condition is None else query.where(condition)
+
+    def query_jobs(
+        self,
+        where: str | None = None,
+        *,
+        sort: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[JobRow]:
+        """Jobs matching the filter `where` (see `etude.store.filters`), sorted by `sort`
+        (`-FIELD` for descending; default: task then id), from `offset`, at most `limit`.
+
+        Raises `FilterError` for a bad filter or sort field.
+        """
+        query = self._job_query(where)
+        order = [jobs.c.task, jobs.c.id, jobs.c.pk]
+        if sort:
+            from .filters import sort_expressions
+
+            order = sort_expressions(sort)
+        query = query.order_by(*order).offset(offset or None).limit(limit)
+        with self.engine.connect() as connection:
+            return [_job_row(row) for row in connection.execute(query).mappings()]
+
+    def count_jobs(self, where: str | None = None) -> dict[str, int]:
+        """How many jobs match `where`, per state."""
+        inner = self._job_query(where).with_only_columns(jobs.c.state).subquery()
+        query = sa.select(inner.c.state, sa.func.count()).group_by(inner.c.state)
+        with self.engine.connect() as connection:
+            return {state: count for state, count in connection.execute(query)}
+
+    def job_params(self, pk: int) -> dict[str, Any]:
+        """The flattened parameters of one job, as plain values."""
+        query = sa.select(job_params).where(job_params.c.job_pk == pk).order_by(job_params.c.path)
+        with self.engine.connect() as connection:
+            return {row["path"]: _plain(row) for row in connection.execute(query).mappings()}
+
+    def live_jobs(self) -> list[tuple[str, str]]:
+        """(folder, state) of the jobs the index holds as not ended."""
+        query = sa.select(jobs.c.folder, jobs.c.state).where(
+            jobs.c.workspace_pk == self.workspace_pk, jobs.c.state.notin_(("done", "error"))
+        )
+        with self.engine.connect() as connection:
+            return [(folder, state) for folder, state in connection.execute(query)]
+
+    def all_folders_in_state(self, state: str) -> list[tuple[str, str]]:
+        """(folder, state) of the jobs in `state`."""
+        query = sa.select(jobs.c.folder, jobs.c.state).where(
+            jobs.c.workspace_pk == self.workspace_pk, jobs.c.state == state
+        )
+        with self.engine.connect() as connection:
+            return [(folder, state) for folder, state in connection.execute(query)]
+
+    def all_folders(self) -> dict[str, str]:
+        """folder -> state of every job in the index."""
+        query = sa.select(jobs.c.folder, jobs.c.state).where(
+            jobs.c.workspace_pk == self.workspace_pk
+        )
+        with self.engine.connect() as connection:
+            return {folder: state for folder, state in connection.execute(query)}
+
+    # -- scanned folders --------------------------------------------------------------------
+    def scanned(self) -> dict[str, float]:
+        query = sa.select(scanned_dirs.c.path, scanned_dirs.c.mtime).where(
+            scanned_dirs.c.workspace_pk == self.workspace_pk
+        )
+        with self.engine.connect() as connection:
+            return {path: mtime for path, mtime in connection.execute(query)}
+
+    def set_scanned(self, mtimes: dict[str, float], *, replace: bool = False) -> None:
+        ws = self.workspace_pk
+
+        def work(connection: sa.Connection) -> None:
+            if replace:
+                connection.execute(scanned_dirs.delete().where(scanned_dirs.c.workspace_pk == ws))
+            elif mtimes:
+                connection.execute(
+                    scanned_dirs.delete().where(
+                        scanned_dirs.c.workspace_pk == ws, scanned_dirs.c.path.in_(list(mtimes))
+                    )
+                )
+            rows = [{"workspace_pk": ws, "path": p, "mtime": m} for p, m in sorted(mtimes.items())]
+            if rows:
+                connection.execute(scanned_dirs.insert(), rows)
+
+        run_write(self.engine, work)
+
+    def clear(self) -> None:
+        """Forget every job and experiment of this workspace (before a rebuild)."""
+        ws = self.workspace_pk
+        run_write(self.engine, lambda connection: self.clear_in(connection, ws))
+
+    def clear_in(self, connection: sa.Connection, ws: int) -> None:
+        """`clear` inside the caller's transaction."""
+        job_pks = sa.select(jobs.c.pk).where(jobs.c.workspace_pk == ws).scalar_subquery()
+        for table in (job_params, job_tags, job_experiments):
+            connection.execute(table.delete().where(table.c.job_pk.in_(job_pks)))
+        connection.execute(jobs.delete().where(jobs.c.workspace_pk == ws))
+        xp_pks = sa.select(experiments.c.pk).where(experiments.c.workspace_pk == ws)
+        connection.execute(
+            experiment_runs.delete().where(
+                experiment_runs.c.experiment_pk.in_(xp_pks.scalar_subquery())
+            )
+        )
+        connection.execute(experiments.delete().where(experiments.c.workspace_pk == ws))
+        connection.execute(scanned_dirs.delete().where(scanned_dirs.c.workspace_pk == ws))
+
+
+def _tag_values(tags: dict[str, Any]) -> dict[str, Any]:
+    from .records import typed_value
+
+    return {str(name): typed_value(value) for name, value in tags.items()}
+
+
+def _plain(row: Any) -> Any:
+    kind, num, text = row["kind"], row["num"], row["text"]
+    if kind == "bool":
+        return bool(num)
+    if kind == "int":
+        return int(text)
+    if kind == "float":
+        return float(text)
+    if kind == "null":
+        return None
+    if kind in ("list", "json"):
+        return json.loads(text)
+    return text
+
+
+def _job_row(row: Any) -> JobRow:
+    try:
+        tags = json.loads(row["tags"]) if row["tags"] else {}
+    except ValueError:
+        tags = {}
+    return JobRow(
+        pk=row["pk"],
+        folder=row["folder"],
+        id=row["id"],
+        kind=row["kind"],
+        task=row["task"],
+        state=row["state"],
+        reason=row["reason"],
+        message=row["message"],
+        submitted=row["submitted"],
+        started=row["started"],
+        ended=row["ended"],
+        duration=row["duration"],
+        retries=row["retries"],
+        launcher=row["launcher"],
+        cluster_job_id=row["cluster_job_id"],
+        experiment=row["experiment"],
+        tags=tags,
+    )
+
+
+__all__ = ["ExperimentInfo", "ExperimentRun", "JobRow", "Store", "StoreError"]
