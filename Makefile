@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest bench clean slurm-up slurm-down
+.PHONY: demo test lint typecheck pytest bench clean slurm-up slurm-down pg-up pg-down
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,14 @@ slurm-up:
 
 slurm-down:
 	$(PYTHON) tests/slurm_cluster.py down
+
+# A throwaway PostgreSQL server (127.0.0.1:55432, trust auth, no fsync) for the store tests;
+# the tests start it on their own too. Its files live in /dev/shm/etude-pg.
+pg-up:
+	$(PYTHON) tests/pg_server.py up
+
+pg-down:
+	$(PYTHON) tests/pg_server.py down
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py

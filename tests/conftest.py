@@ -7,12 +7,20 @@ reuse it. Stop it with `make slurm-down`. Its config is DIR/slurm.conf, with
 /etc/slurm/slurm.conf a symlink to it, and SLURM_CONF is also set in os.environ for the
 session, so sbatch/squeue run as plain subprocesses (by tests or by etude) reach it.
 DIR is $ETUDE_SLURM_DIR, else /tmp/etude-slurm.
+
+`postgres_server` is a real PostgreSQL server (see tests/pg_server.py), started on first use
+and left running like the cluster (`make pg-down` stops it); `pg_database_url` is the URL of
+an empty database of it, made for one test and dropped after it. With ETUDE_PG_URL set (a
+SQLAlchemy URL, postgresql+psycopg://...) that server is used instead. Unlike the Slurm
+tests, PostgreSQL tests fail, never skip, when no server can be had.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import secrets
 import subprocess
 import sys
 import textwrap
@@ -23,6 +31,7 @@ from typing import NoReturn
 
 import pytest
 
+import pg_server
 from slurm_cluster import DEFAULT_DIR, Cluster, ClusterUnavailable, start
 
 
@@ -89,3 +98,30 @@ def slurm_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         for name, value in cluster.env.items():
             patch.setenv(name, value)
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> pg_server.PgServer:
+    """The shared test server: `.url` (its `postgres` database) and `.create_database(name)`."""
+    external = os.environ.get("ETUDE_PG_URL")
+    try:
+        if external:
+            pg_server.check_reachable(external)
+            return pg_server.PgServer(url=external)
+        return pg_server.start()
+    except pg_server.PgServerError as error:
+        where = "ETUDE_PG_URL" if external else "the test server (tests/pg_server.py)"
+        failure = f"POSTGRES UNAVAILABLE: {where}: {error}"
+    pytest.fail(failure, pytrace=False)  # outside `except`: no chained traceback
+
+
+@pytest.fixture
+def pg_database_url(
+    request: pytest.FixtureRequest, postgres_server: pg_server.PgServer
+) -> Iterator[str]:
+    """The SQLAlchemy URL of an empty database made for this test, dropped after it."""
+    # t_FILE_TEST, cut to leave room for a random part: PostgreSQL keeps 63 bytes of a name.
+    readable = re.sub(r"[^a-z0-9]+", "_", f"t_{request.node.path.stem}_{request.node.name}".lower())
+    name = f"{readable[:54].rstrip('_')}_{secrets.token_hex(4)}"
+    yield postgres_server.create_database(name)
+    postgres_server.drop_database(name)

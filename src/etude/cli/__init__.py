@@ -1,4 +1,5 @@
-"""The `etude` command line: `etude jobs ...`, `etude experiments ...`, `etude launchers ...`.
+"""The `etude` command line: `etude jobs ...`, `etude experiments ...`, `etude launchers ...`,
+`etude index ...`.
 
 Each command group lives in its own module and registers its sub-commands with `register`;
 a sub-command's handler receives the resolved `Workspace` and the parsed arguments and returns
@@ -14,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from ..workspace import Workspace, WorkspaceError
-from . import experiments, jobs, launchers
+from . import experiments, index, jobs, launchers
 
 USAGE_ERROR = 2
 
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.register(groups, leaf)
     experiments.register(groups, leaf)
     launchers.register(groups, leaf)
+    index.register(groups, leaf)
     return parser
 
 

@@ -29,6 +29,7 @@ from ..workspace import (
     read_status,
 )
 from ..workspace.status import DONE, ERROR, RUNNING, STATES, UNSCHEDULED, WAITING
+from .index import open_index, with_index
 from .kill import stop_job
 
 POLL_INTERVAL = 0.2  # seconds between two looks at a followed log or a job being stopped
@@ -158,36 +159,75 @@ def _parse_tag(text: str) -> tuple[str, str | None]:
 
 
 # -- jobs list -------------------------------------------------------------------------------
-def _task_matches(task: str, wanted: str) -> bool:
-    task, wanted = task.lower(), wanted.lower()
-    return wanted in (task, task.rsplit(".", 1)[-1])
+def _quoted(text: str) -> str:
+    """`text` as a string literal of the filter grammar."""
+    return json.dumps(text)
 
 
-def _tag_matches(tags: dict[str, Any], key: str, value: str | None) -> bool:
-    if key not in tags:
-        return False
-    actual = tags[key]
-    # `--tag lr=0.1`, `--tag flag=true` and `--tag flag=True` all match their JSON value.
-    return value is None or value in (str(actual), json.dumps(actual))
+def _tag_condition(key: str, value: str | None) -> str:
+    """`--tag KEY[=VALUE]` as a filter: a value that reads as a number or a boolean matches
+    tags with that value (`--tag lr=0.1`, `--tag flag=true`), else the text."""
+    name = f"tags.{key}" if key.isidentifier() else f"tags.{_quoted(key)}"
+    if value is None:
+        return f"tags has {_quoted(key)}"
+    if value.lower() in ("true", "false"):
+        return f"{name} = {value.lower()}"
+    try:
+        float(value)
+    except ValueError:
+        return f"{name} = {_quoted(value)}"
+    return f"({name} = {value} or {name} = {_quoted(value)})"
 
 
-def _selected(row: JobRow, args: argparse.Namespace) -> bool:
-    if args.state and row.state not in args.state:
-        return False
-    if args.task and not any(_task_matches(row.task, wanted) for wanted in args.task):
-        return False
-    return all(_tag_matches(row.tags, key, value) for key, value in args.tag or ())
+def list_filter(args: argparse.Namespace) -> str | None:
+    """The filter of `jobs list`: `--where` and the `--state/--task/--tag` shortcuts, joined."""
+    parts = []
+    if args.where:
+        parts.append(f"({args.where})")
+    if args.state:
+        parts.append(f"state in ({', '.join(args.state)})")
+    if args.task:
+        parts.append(f"task in ({', '.join(_quoted(task) for task in args.task)})")
+    parts.extend(_tag_condition(key, value) for key, value in args.tag or ())
+    return " and ".join(parts) or None
 
 
 def _tags_text(tags: dict[str, Any]) -> str:
     return ", ".join(f"{key}={value}" for key, value in tags.items())
 
 
+def _duration_text(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
 def _list(workspace: Workspace, args: argparse.Namespace) -> int:
-    rows = [row for row in map(read_job, workspace.iter_job_dirs()) if _selected(row, args)]
+    from ..store import FilterError  # imported here: the store loads SQLAlchemy
+
+    try:
+        store = open_index(workspace)
+        rows = with_index(
+            store,
+            lambda s: s.query_jobs(
+                list_filter(args), sort=args.sort, limit=args.limit, offset=args.offset
+            ),
+        )
+    except FilterError as exc:
+        print(f"etude: bad --where/--sort: {exc}", file=sys.stderr)
+        return 2
     if args.json:
-        print(json.dumps([row.to_json() for row in rows], indent=2))
+        print(json.dumps([row.to_json(workspace) for row in rows], indent=2))
         return 0
+    _print_table(workspace, rows)
+    return 0
+
+
+def _print_table(workspace: Workspace, rows: list[Any]) -> None:
     # rich is imported here, not at module level, so that `import etude` stays fast.
     from rich.console import Console
     from rich.markup import escape
@@ -196,8 +236,10 @@ def _list(workspace: Workspace, args: argparse.Namespace) -> int:
     console = Console()
     if not rows:
         console.print(f"No jobs match in {escape(str(workspace.jobs))}.", highlight=False)
-        return 0
-    table = Table("ID", "TASK", "STATE", "REASON", "TAGS", box=None, header_style="bold")
+        return
+    table = Table(
+        "ID", "TASK", "STATE", "REASON", "TAGS", "DURATION", box=None, header_style="bold"
+    )
     for row in rows:
         state = f"[{STATE_STYLES.get(row.state, '')}]{row.state}[/]"
         if row.problems:
@@ -208,6 +250,7 @@ def _list(workspace: Workspace, args: argparse.Namespace) -> int:
             state,
             escape(row.reason or ""),
             escape(_tags_text(row.tags)),
+            _duration_text(row.duration),
         )
     table.columns[0].no_wrap = True
     table.columns[2].no_wrap = True
@@ -215,7 +258,6 @@ def _list(workspace: Workspace, args: argparse.Namespace) -> int:
     for row in rows:
         for problem in row.problems:
             console.print(f"[yellow](!)[/] {row.id[:12]}: {escape(problem)}", highlight=False)
-    return 0
 
 
 # -- jobs log --------------------------------------------------------------------------------
@@ -452,8 +494,34 @@ def _add_list(listing: argparse.ArgumentParser) -> None:
         metavar="KEY[=VALUE]",
         help="only jobs with this tag (and value); repeat to require several",
     )
+    listing.add_argument(
+        "--where",
+        metavar="FILTER",
+        help='a filter such as \'params.lr < 0.01 and tags.model = "cnn"\' (see docs/store.md)',
+    )
+    listing.add_argument(
+        "--sort",
+        metavar="FIELDS",
+        help="sort by these fields, comma-separated; -FIELD for descending (default: task, id)",
+    )
+    listing.add_argument(
+        "--limit", type=_positive, metavar="N", help="show at most N jobs (default: all)"
+    )
+    listing.add_argument(
+        "--offset", type=_positive, default=0, metavar="N", help="skip the first N jobs"
+    )
     listing.add_argument("--json", action="store_true", help="print a JSON list")
     listing.set_defaults(handler=_list)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
 
 
 def _add_log(log: argparse.ArgumentParser) -> None:

@@ -81,6 +81,7 @@ jobs = sa.Table(
     sa.Column("cluster_job_id", sa.String(64)),
     sa.Column("experiment", sa.String(255)),  # the experiment that submitted it last
     sa.Column("tags", sa.Text),  # JSON object, as shown
+    sa.Column("problems", sa.Text),  # JSON list: files of the folder that could not be read
     sa.Column("updated", sa.Double, nullable=False),
     sa.UniqueConstraint("workspace_pk", "folder", name="uq_jobs_folder"),
     sa.Index("ix_jobs_state", "workspace_pk", "state"),

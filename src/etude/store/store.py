@@ -52,6 +52,7 @@ class JobRow:
     cluster_job_id: str | None
     experiment: str | None
     tags: dict[str, Any]
+    problems: list[str]
 
     def to_json(self, workspace: Workspace) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k != "pk"}
@@ -100,7 +101,8 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
 
 JOB_COLUMNS = (
     "id", "kind", "task", "state", "reason", "message", "submitted", "started", "ended",
-    "duration", "retries", "launcher", "cluster_job_id", "experiment", "tags", "updated",
+    "duration", "retries", "launcher", "cluster_job_id", "experiment", "tags", "problems",
+    "updated",
 )
 
 
@@ -189,6 +191,7 @@ class Store:
                 "cluster_job_id": r.cluster_job_id,
                 "experiment": r.experiment,
                 "tags": json.dumps(r.tags, default=str) if r.tags else None,
+                "problems": json.dumps(r.problems) if r.problems else None,
                 "updated": now,
             }
             for r in records
@@ -521,11 +524,14 @@ def _plain(row: Any) -> Any:
     return text
 
 
-def _job_row(row: Any) -> JobRow:
+def _json(text: str | None, empty: Any) -> Any:
     try:
-        tags = json.loads(row["tags"]) if row["tags"] else {}
+        return json.loads(text) if text else empty
     except ValueError:
-        tags = {}
+        return empty
+
+
+def _job_row(row: Any) -> JobRow:
     return JobRow(
         pk=row["pk"],
         folder=row["folder"],
@@ -543,7 +549,8 @@ def _job_row(row: Any) -> JobRow:
         launcher=row["launcher"],
         cluster_job_id=row["cluster_job_id"],
         experiment=row["experiment"],
-        tags=tags,
+        tags=_json(row["tags"], {}),
+        problems=_json(row["problems"], []),
     )
 
 

@@ -76,6 +76,7 @@ def upgrade() -> None:
         sa.Column("cluster_job_id", sa.String(64)),
         sa.Column("experiment", sa.String(255)),
         sa.Column("tags", sa.Text),
+        sa.Column("problems", sa.Text),
         sa.Column("updated", sa.Double, nullable=False),
         sa.UniqueConstraint("workspace_pk", "folder", name="uq_jobs_folder"),
     )
