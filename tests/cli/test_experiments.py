@@ -33,7 +33,7 @@ def test_list_table(demo, capsys):
     status, out, _ = run_cli(capsys, "experiments", "list", "-w", demo)
     assert status == 0
     line = next(line for line in out.splitlines() if line.split()[:1] == ["demo"])
-    assert line.split()[5:] == ["4", "3", "done,", "1", "error"]
+    assert line.split()[5:] == ["1", "4", "3", "done,", "1", "error"]
 
 
 def test_list_in_a_real_process(demo):
@@ -47,30 +47,47 @@ def test_list_in_a_real_process(demo):
     assert [row["name"] for row in json.loads(result.stdout)] == ["demo"]
 
 
-def test_a_deleted_job_folder_counts_as_missing(demo, capsys):
+def test_a_deleted_job_folder_leaves_the_index(demo, capsys):
     shutil.rmtree(Workspace(demo).find_job(job_ids(demo)["x2"]).path)
-    assert _experiments(capsys, demo)["demo"]["states"] == {"done": 3, "missing": 1}
+    row = _experiments(capsys, demo)["demo"]
+    assert row["states"] == {"done": 3} and row["jobs"] == 4  # the run submitted 4
 
 
-def test_corrupt_run_record_is_listed_with_its_problem(demo, capsys):
+def test_show_lists_runs_and_jobs(demo, capsys, run_script):
+    from .support import DEMO
+
+    run_script(DEMO, str(demo))  # a second run: x2 fails again, the rest is reused
+    status, out, err = run_cli(capsys, "experiments", "show", "demo", "--json", "-w", demo)
+    assert status == 0, err
+    data = json.loads(out)
+    assert [run["counts"] for run in data["history"]] == [{"done": 3, "error": 1}] * 2
+    assert sorted(job["state"] for job in data["job_list"]) == ["done", "done", "done", "error"]
+    status, out, _ = run_cli(capsys, "experiments", "show", "demo", "-w", demo)
+    assert status == 0 and "run 2:" in out and "xp.Hello" in out
+    status, _, err = run_cli(capsys, "experiments", "show", "nope", "-w", demo)
+    assert status == 2 and "no experiment named 'nope'" in err and "demo" in err
+
+
+def test_rebuild_survives_a_corrupt_run_record(demo, capsys):
+    """run.json is rewritten while an experiment runs; runs.jsonl keeps every ended run."""
     (demo / "experiments" / "demo" / "run.json").write_text('{"name": "de')
     (demo / "experiments" / "empty").mkdir()
+    status, _, _ = run_cli(capsys, "index", "rebuild", "-w", demo)
+    assert status == 0
     rows = _experiments(capsys, demo)
-    assert rows["demo"]["status"] == "unknown" and rows["demo"]["jobs"] == 0
-    assert "run.json: is not valid JSON" in rows["demo"]["problems"][0]
-    assert "run.json: missing" in rows["empty"]["problems"][0]
-    status, out, _ = run_cli(capsys, "experiments", "list", "-w", demo)
-    assert status == 0 and "is not valid JSON" in out.replace("\n", "")
+    assert set(rows) == {"demo"}
+    assert rows["demo"]["status"] == "ended" and rows["demo"]["jobs"] == 4
 
 
-def test_bad_job_entries_are_problems_not_crashes(demo, capsys):
-    record_path = demo / "experiments" / "demo" / "run.json"
+def test_bad_job_entries_are_skipped_by_rebuild(demo, capsys):
+    record_path = demo / "experiments" / "demo" / "runs.jsonl"
     record = json.loads(record_path.read_text())
-    record["jobs"] = [*record["jobs"], 42]
-    record_path.write_text(json.dumps(record))
+    record["jobs"] = [*record["jobs"], 42, {"id": "nope", "task": "xp.gone"}]
+    record_path.write_text(json.dumps(record) + "\n")
+    status, _, _ = run_cli(capsys, "index", "rebuild", "-w", demo)
+    assert status == 0
     row = _experiments(capsys, demo)["demo"]
-    assert row["jobs"] == 5 and row["states"]["unknown"] == 1
-    assert "jobs[4] names no job" in row["problems"][0]
+    assert row["states"] == {"done": 3, "error": 1}
 
 
 def test_running_then_interrupted_experiment(start_sleepy, workspace, capsys):

@@ -43,17 +43,21 @@ def test_list_json_describes_every_job(demo, capsys):
         assert len(row["id"]) == 64 and set(row["id"]) <= HEX64
         assert Path(row["path"]).is_dir() and Path(row["path"]).name == row["id"]
         assert row["problems"] == []
-    assert rows[ids["x0"]] | {"path": None} == {
+    done = rows[ids["x0"]]
+    assert {key: done[key] for key in ("id", "task", "state", "reason", "message")} == {
         "id": ids["x0"],
         "task": "xp.Hello",
         "state": "done",
         "reason": None,
         "message": None,
-        "experiment": "demo",
-        "path": None,
-        "tags": {"x": 0},
-        "problems": [],
     }
+    assert (done["experiment"], done["tags"], done["kind"], done["launcher"]) == (
+        "demo",
+        {"x": 0},
+        "task",
+        "direct",
+    )
+    assert done["submitted"] <= done["started"] <= done["ended"]
     failed = rows[ids["x2"]]
     assert (failed["state"], failed["reason"], failed["message"]) == ("error", "error", "boom")
     assert rows[ids["b"]]["task"] == "xp.Other" and rows[ids["b"]]["tags"] == {"name": "b"}
@@ -65,8 +69,9 @@ def test_list_table_shows_short_ids_states_and_tags(demo, capsys):
     ids = job_ids(demo)
     lines = {key: next(line for line in out.splitlines() if ids[key][:12] in line) for key in ids}
     assert ids["x0"][:13] not in out, "ids are shortened to 12 characters"
-    assert lines["x2"].split()[1:] == ["xp.Hello", "error", "error", "x=2"]
-    assert lines["b"].split()[1:] == ["xp.Other", "done", "name=b"]
+    assert lines["x2"].split()[1:5] == ["xp.Hello", "error", "error", "x=2"]
+    assert lines["b"].split()[1:4] == ["xp.Other", "done", "name=b"]
+    assert lines["b"].split()[4].endswith("s"), "the duration"
 
 
 @pytest.mark.parametrize(
@@ -102,9 +107,12 @@ def test_list_rejects_an_unknown_state_listing_the_valid_ones(demo, capsys):
 
 
 def test_list_survives_corrupt_params(demo, capsys):
-    """The task comes from the folder name, tags are empty and the problem is listed."""
+    """Once `index check` has read the folder again, the task comes from the folder name, tags
+    are empty and the problem is listed (until then the index keeps what it knew)."""
     ids = job_ids(demo)
     _job(demo, ids["x1"]).params.write_text('{"id": "trunc')
+    status, out, _ = run_cli(capsys, "index", "check", "-w", demo)
+    assert status == 1 and "params.json: is not valid JSON" in out
     rows = {row["id"]: row for row in list_json(capsys, demo)}
     assert len(rows) == 4
     broken = rows[ids["x1"]]
@@ -117,9 +125,25 @@ def test_list_survives_corrupt_params(demo, capsys):
 def test_list_survives_truncated_done_marker(demo, capsys):
     ids = job_ids(demo)
     _job(demo, ids["x0"]).done.write_bytes(b'{"star')
+    status, out, _ = run_cli(capsys, "index", "check", "-w", demo)
+    assert status == 1 and "done.json" in out
     row = next(row for row in list_json(capsys, demo) if row["id"] == ids["x0"])
     assert row["state"] != "done" and row["tags"] == {"x": 0}
     assert any("done.json" in problem for problem in row["problems"])
+
+
+def test_list_where_sort_and_limit(demo, capsys):
+    ids = {job_id: key for key, job_id in job_ids(demo).items()}
+    rows = list_json(capsys, demo, "--where", "tags.x >= 1 or tags.name = b", "--sort", "-tags.x")
+    assert [ids[row["id"]] for row in rows] == ["x2", "x1", "b"]
+    rows = list_json(capsys, demo, "--sort", "-tags.x", "--limit", "2", "--offset", "1")
+    assert [ids[row["id"]] for row in rows] == ["x1", "x0"]
+
+
+def test_list_bad_where_points_at_the_mistake(demo, capsys):
+    status, out, err = run_cli(capsys, "jobs", "list", "--where", "stat = done", "-w", demo)
+    assert status == 2 and out == ""
+    assert "unknown field 'stat'" in err and "state" in err and "^" in err
 
 
 def test_list_shows_a_folder_without_etude_files(demo, capsys):

@@ -144,7 +144,9 @@ def test_refresh_drops_deleted_folders_and_reads_new_ones(tmp_path, workspace, s
     assert "params.json: missing" in rows["f" * 64].problems[0]
 
 
-def test_refresh_reads_again_a_job_the_index_holds_as_running(tmp_path, workspace, store, store_env):
+def test_refresh_reads_again_a_job_the_index_holds_as_running(
+    tmp_path, workspace, store, store_env
+):
     """A job that ended where the index did not see it (a Slurm node) is read again."""
     run_xp(tmp_path, workspace, store_env)
     refresh(store)

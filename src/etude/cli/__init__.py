@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line on `argv` (default: `sys.argv[1:]`); return the exit status."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(_join_sort(sys.argv[1:] if argv is None else list(argv)))
     except SystemExit as exc:  # --help, or a usage error already printed by argparse
         return exc.code if isinstance(exc.code, int) else USAGE_ERROR
     try:
@@ -83,6 +83,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return USAGE_ERROR
     except KeyboardInterrupt:
         return 130
+
+
+def _join_sort(argv: list[str]) -> list[str]:
+    """`--sort -duration` as `--sort=-duration`: argparse would take `-duration` for an
+    option, and descending sorts are written that way."""
+    joined: list[str] = []
+    for arg in argv:
+        if joined and joined[-1] == "--sort" and arg.startswith("-") and len(arg) > 1:
+            joined[-1] = f"--sort={arg}"
+        else:
+            joined.append(arg)
+    return joined
 
 
 def _silence_stdout() -> None:

@@ -183,6 +183,9 @@ def list_filter(args: argparse.Namespace) -> str | None:
     """The filter of `jobs list`: `--where` and the `--state/--task/--tag` shortcuts, joined."""
     parts = []
     if args.where:
+        from ..store.filters import compile_job_filter  # errors point into the user's text
+
+        compile_job_filter(args.where)
         parts.append(f"({args.where})")
     if args.state:
         parts.append(f"state in ({', '.join(args.state)})")

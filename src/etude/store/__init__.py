@@ -6,6 +6,7 @@ that job processes or `import etude` load.
 """
 
 from .database import StoreCorruptError, StoreError, StoreVersionError
+from .filters import FilterError, job_fields
 from .location import StoreConfigError, StoreLocation, locate
 from .open import open_store
 from .reconcile import Changes, check, rebuild, refresh
@@ -16,6 +17,7 @@ __all__ = [
     "Changes",
     "ExperimentInfo",
     "ExperimentRun",
+    "FilterError",
     "JobRecord",
     "JobRow",
     "Store",
@@ -25,6 +27,7 @@ __all__ = [
     "StoreLocation",
     "StoreVersionError",
     "check",
+    "job_fields",
     "locate",
     "open_store",
     "read_job_folder",

@@ -62,6 +62,9 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # so that writers can take the write lock up front (BEGIN IMMEDIATE) and never deadlock
     # upgrading a read lock.
     dbapi_connection.isolation_level = None
+    from .filters import sqlite_regexp  # the `~` operator of filters; SQLite has no REGEXP
+
+    dbapi_connection.create_function("regexp", 2, sqlite_regexp, deterministic=True)
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")

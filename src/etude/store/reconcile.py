@@ -124,7 +124,7 @@ def refresh(store: Store, ask_launcher: AskLauncher | None = None) -> Changes:
     current = containers(workspace)
     stale = [path for path, mtime in current.items() if recorded.get(path) != mtime]
     gone = [path for path in recorded if path not in current]
-    indexed = store.all_folders() if (stale or gone) else {}
+    indexed = store.folders_under(stale + gone) if (stale or gone) else {}
     records: list[JobRecord] = []
     seen: set[str] = set()
     for container in stale:

@@ -434,8 +434,9 @@ class Store:
 
     def live_jobs(self) -> list[tuple[str, str]]:
         """(folder, state) of the jobs the index holds as not ended."""
+        live = ("running", "waiting", "unscheduled")  # IN, not NOT IN: uses ix_jobs_state
         query = sa.select(jobs.c.folder, jobs.c.state).where(
-            jobs.c.workspace_pk == self.workspace_pk, jobs.c.state.notin_(("done", "error"))
+            jobs.c.workspace_pk == self.workspace_pk, jobs.c.state.in_(live)
         )
         with self.engine.connect() as connection:
             return [(folder, state) for folder, state in connection.execute(query)]
@@ -447,6 +448,21 @@ class Store:
         )
         with self.engine.connect() as connection:
             return [(folder, state) for folder, state in connection.execute(query)]
+
+    def folders_under(self, containers: Sequence[str]) -> dict[str, str]:
+        """folder -> state of the jobs directly inside the folders `containers`."""
+        wanted = set(containers)
+        found: dict[str, str] = {}
+        for chunk in _chunks(sorted(wanted), 50):
+            query = sa.select(jobs.c.folder, jobs.c.state).where(
+                jobs.c.workspace_pk == self.workspace_pk,
+                sa.or_(*(jobs.c.folder.startswith(f"{c}/", autoescape=True) for c in chunk)),
+            )
+            with self.engine.connect() as connection:
+                for folder, state in connection.execute(query):
+                    if folder.rsplit("/", 1)[0] in wanted:
+                        found[folder] = state
+        return found
 
     def all_folders(self) -> dict[str, str]:
         """folder -> state of every job in the index."""
