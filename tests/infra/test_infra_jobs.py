@@ -218,5 +218,10 @@ def test_infra_jobs_in_a_workspace_are_listed_by_the_cli(tmp_path: Path, capsys)
     rows = {row["id"]: row for row in json.loads(capsys.readouterr().out)}
     done = rows[task.infra.uid_folder().name]
     assert done["state"] == "done" and done["task"] == "infra_models.Counted.process"
-    assert not done["problems"]
+    assert not done["problems"] and done["kind"] == "infra"
     assert rows[failing.infra.uid_folder().name]["state"] == "error"
+    # indexed with their parameters (from the infra's config.json), so filters find them
+    where = ["--where", "kind = infra and params.x = 5"]
+    assert main(["jobs", "list", "--json", "-w", str(tmp_path), *where]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert [row["id"] for row in found] == [task.infra.uid_folder().name]

@@ -410,21 +410,22 @@ class Store:
         Raises `FilterError` for a bad filter or sort field.
         """
         query = self._job_query(where)
-        order = [jobs.c.task, jobs.c.id, jobs.c.pk]
+        order: list[sa.ColumnElement[Any]] = [jobs.c.task, jobs.c.id, jobs.c.pk]
         if sort:
             from .filters import sort_expressions
 
             order = sort_expressions(sort)
         query = query.order_by(*order).offset(offset or None).limit(limit)
         with self.engine.connect() as connection:
-            return [_job_row(row) for row in connection.execute(query).mappings()]
+            rows = _refusing_bad_patterns(connection, query, where)
+            return [_job_row(row) for row in rows.mappings()]
 
     def count_jobs(self, where: str | None = None) -> dict[str, int]:
         """How many jobs match `where`, per state."""
         inner = self._job_query(where).with_only_columns(jobs.c.state).subquery()
         query = sa.select(inner.c.state, sa.func.count()).group_by(inner.c.state)
         with self.engine.connect() as connection:
-            return {state: count for state, count in connection.execute(query)}
+            return dict(_refusing_bad_patterns(connection, query, where).tuples().all())
 
     def job_params(self, pk: int) -> dict[str, Any]:
         """The flattened parameters of one job, as plain values."""
@@ -517,6 +518,22 @@ class Store:
         )
         connection.execute(experiments.delete().where(experiments.c.workspace_pk == ws))
         connection.execute(scanned_dirs.delete().where(scanned_dirs.c.workspace_pk == ws))
+
+
+def _refusing_bad_patterns(connection: sa.Connection, query: Any, where: str | None) -> Any:
+    """Run `query`; a pattern PostgreSQL refuses (its regular expressions are not Python's)
+    becomes a `FilterError`."""
+    try:
+        return connection.execute(query)
+    except sa.exc.DataError as exc:
+        from .filters import FilterError
+
+        raise FilterError(
+            f"the database refused a regular expression ({str(exc.orig).strip()})",
+            1,
+            "PostgreSQL's patterns lack some of Python's forms, such as (?P<name>...)",
+            where or "",
+        ) from exc
 
 
 def _tag_values(tags: dict[str, Any]) -> dict[str, Any]:
