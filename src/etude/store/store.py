@@ -131,7 +131,10 @@ class Store:
     @property
     def workspace_pk(self) -> int:
         if self._workspace_pk is None:
-            self._workspace_pk = run_write(self.engine, self._workspace_row)
+            query = sa.select(workspaces.c.pk).where(workspaces.c.path == str(self.workspace.path))
+            with self.engine.connect() as connection:  # a reader writes nothing
+                found = connection.execute(query).scalar()
+            self._workspace_pk = found or run_write(self.engine, self._workspace_row)
         return self._workspace_pk
 
     def _workspace_row(self, connection: sa.Connection) -> int:
