@@ -3,7 +3,8 @@
     python tests/pg_server.py up|down|status|url [--dir DIR] [--port PORT]
 
 DIR is $ETUDE_PG_DIR, else /dev/shm/etude-pg (memory: CREATE DATABASE takes 30 ms there,
-300 ms on a disk; /tmp/etude-pg where /dev/shm does not exist); PORT is $ETUDE_PG_PORT, else 55432. The cluster
+300 ms on a disk; /tmp/etude-pg where /dev/shm does not exist); PORT is $ETUDE_PG_PORT,
+else 55432. The cluster
 lives in DIR/data (owned by `postgres`), its log in DIR/log/postgres.log, its socket in
 DIR/sock; it listens on 127.0.0.1:PORT with trust authentication, and with fsync,
 synchronous commit and full-page writes off: fast, and lost on a crash, which is the point.

@@ -56,8 +56,7 @@ def with_index(store: Store, work: Callable[[Store], T]) -> T:
                 f"the index at {store.location.display} cannot be read: {exc.orig}"
             ) from exc
         store.close()
-        fresh = recover(store.workspace, store.location, str(exc.orig))
-        store.engine, store._workspace_pk = fresh.engine, None
+        store.take_over(recover(store.workspace, store.location, str(exc.orig)))
         return work(store)
 
 

@@ -291,7 +291,11 @@ class Scheduler:
 
     def _process_record(self, job: Job, process: LaunchedJob) -> dict[str, Any]:
         assert job.started_at is not None
-        record: dict[str, Any] = {"host": socket.gethostname(), "started": job.started_at}
+        record: dict[str, Any] = {
+            "host": socket.gethostname(),
+            "started": job.started_at,
+            "experiment": job.experiment,  # the index's `experiment`: who launched this attempt
+        }
         if process.pid:
             record["pid"] = process.pid
             record["create_time"] = _create_time(process.pid, job.started_at)

@@ -287,6 +287,7 @@ class Experiment:
             raise ValueError(f"submit(max_retries={max_retries!r}): expected an integer >= 0.")
         job = Job(task, job_id, tname, folder, launcher or self.launcher, max_retries)
         job.environ.update(self.settings.env)
+        job.experiment = self.name
         job.tags = collect_tags(nodes)
         job.configs = dict(nodes)
         job.config_paths = {id(cfg): path for path, cfg in nodes}

@@ -33,8 +33,8 @@ CLOSE_TIMEOUT = 60.0  # how long the experiment waits at exit for its last batch
 class Snapshot:
     """A job's state at one instant, taken in the scheduler thread (cheap: no I/O)."""
 
-    __slots__ = ("cluster_job_id", "elsewhere", "ended", "job", "message", "reason", "reused",
-                 "started", "state")
+    __slots__ = ("cluster_job_id", "elsewhere", "ended", "job", "launched", "message", "reason",
+                 "reused", "started", "state")
 
     def __init__(self, job: Job) -> None:
         self.job = job
@@ -45,6 +45,7 @@ class Snapshot:
         self.ended = job.ended_at
         self.reused = job.reused
         self.elsewhere = job.elsewhere
+        self.launched = job.process is not None  # by this experiment
         slurm = getattr(job.process, "slurm_job_id", None)
         self.cluster_job_id = None if slurm is None else str(slurm)
 
@@ -131,21 +132,35 @@ class IndexWriter:
             batch.append(event)
         return batch, False
 
-    def _write(self, store: Store, batch: list[Any]) -> None:
+    def _write(self, store: Store, batch: list[Any], *, again: bool = True) -> None:
         try:
-            latest: dict[str, Snapshot] = {}
-            for kind, value in batch:
-                if kind == "job":
-                    latest[value.job.id] = value
-                elif kind == "run":
-                    self._write_run(store, None)
-            if latest:
-                self._write_jobs(store, list(latest.values()))
-            for kind, value in batch:
-                if kind in ("count", "end"):
-                    self._write_run(store, value)
+            self._write_batch(store, batch)
         except Exception as exc:
-            self._give_up(exc)
+            if not (again and _corrupt_sqlite(store, exc)):
+                self._give_up(exc)
+                return
+            from ..store.open import recover  # moves the file aside, rebuilds from folders
+
+            try:
+                store.take_over(recover(store.workspace, store.location, str(exc)))
+            except Exception as failure:
+                self._give_up(failure)
+                return
+            self._written.clear()
+            self._write(store, batch, again=False)
+
+    def _write_batch(self, store: Store, batch: list[Any]) -> None:
+        latest: dict[str, Snapshot] = {}
+        for kind, value in batch:
+            if kind == "job":
+                latest[value.job.id] = value
+            elif kind == "run":
+                self._write_run(store, None)
+        if latest:
+            self._write_jobs(store, list(latest.values()))
+        for kind, value in batch:
+            if kind in ("count", "end"):
+                self._write_run(store, value)
 
     def _write_run(self, store: Store, value: Any) -> None:
         import psutil  # lazily, as everywhere in the scheduler
@@ -205,7 +220,9 @@ class IndexWriter:
             retries=attempts_before(job.dir),
             launcher=job.launcher.describe().get("launcher"),
             cluster_job_id=snapshot.cluster_job_id,
-            experiment=self.experiment,
+            # as the folder says: the experiment that launched the latest attempt (None keeps
+            # what the index has, e.g. for a failure adopted from another experiment)
+            experiment=self.experiment if snapshot.launched else None,
             tags={k: _plain(v) for k, v in job.tags.items()},
             params=params,
         )
@@ -222,6 +239,17 @@ class IndexWriter:
             exc,
             self.workspace.path,
         )
+
+
+def _corrupt_sqlite(store: Store, exc: BaseException) -> bool:
+    """Whether `exc` says the SQLite file is damaged (not merely busy)."""
+    import sqlalchemy as sa  # loaded already: the store is open
+
+    return (
+        store.location.is_sqlite
+        and isinstance(exc, sa.exc.DatabaseError)
+        and not isinstance(exc, sa.exc.OperationalError)
+    )
 
 
 def _plain(value: Any) -> Any:

@@ -63,6 +63,7 @@ class Job:
         self.state = WAITING
         self.reason: str | None = None
         self.message: str | None = None
+        self.experiment: str | None = None  # the experiment that submitted it here
         self.reused = False  # already done before this experiment
         self.elsewhere = False  # another process holds its lock
         self.process: LaunchedJob | None = None

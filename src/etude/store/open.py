@@ -98,7 +98,8 @@ def recover(workspace: Workspace, location: StoreLocation, problem: str) -> Stor
     assert path is not None
     with FileLock(path.with_name(path.name + ".migrate-lock")):
         if header_problem(path) is not None or _unreadable(location):
-            aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+            stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{os.urandom(2).hex()}"
+            aside = path.with_name(f"{path.name}.corrupt-{stamp}")
             for suffix in ("", "-wal", "-shm"):
                 source = Path(f"{path}{suffix}")
                 if source.exists():

@@ -215,7 +215,7 @@ def read_job_folder(
     failed = _read_object(job.failed, []) or {}
     process = _read_object(job.process, []) or {}
     scheduled = _read_object(job.scheduled, []) or {}
-    experiment = meta.get("experiment")
+    experiment = process.get("experiment") if process else _last_launcher(job)
     record = JobRecord(
         folder=relative_folder(workspace, job),
         id=job.job_id,
@@ -238,6 +238,20 @@ def read_job_folder(
         problems=problems + status.problems,
     )
     return record
+
+
+def _last_launcher(job: JobDir) -> str | None:
+    """The experiment that launched the latest archived attempt of `job`, if any."""
+    try:
+        names = sorted(n for n in os.listdir(job.history) if n.endswith("-process.json"))
+    except OSError:
+        return None
+    for name in reversed(names):
+        record = _read_object(job.history / name, [])
+        if record is not None:
+            found = record.get("experiment")
+            return found if isinstance(found, str) else None
+    return None
 
 
 def _text(value: Any) -> str | None:

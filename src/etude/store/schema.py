@@ -79,7 +79,7 @@ jobs = sa.Table(
     sa.Column("retries", sa.Integer, nullable=False, server_default="0"),
     sa.Column("launcher", sa.String(64)),
     sa.Column("cluster_job_id", sa.String(64)),
-    sa.Column("experiment", sa.String(255)),  # the experiment that submitted it last
+    sa.Column("experiment", sa.String(255)),  # the experiment that launched its latest attempt
     sa.Column("tags", sa.Text),  # JSON object, as shown
     sa.Column("problems", sa.Text),  # JSON list: files of the folder that could not be read
     sa.Column("updated", sa.Double, nullable=False),

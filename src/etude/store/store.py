@@ -124,6 +124,11 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def take_over(self, other: Store) -> None:
+        """Use `other`'s connection from now on (a rebuilt index at the same location)."""
+        self.engine.dispose()
+        self.engine, self._workspace_pk = other.engine, None
+
     def migrate(self) -> None:
         ensure_schema(self.engine, self.location)
 
@@ -200,9 +205,11 @@ class Store:
             for r in records
         ]
         stmt = _insert(connection, jobs)
+        updates = {name: stmt.excluded[name] for name in JOB_COLUMNS}
+        # A record that does not know who launched the job keeps what the index knows.
+        updates["experiment"] = sa.func.coalesce(stmt.excluded.experiment, jobs.c.experiment)
         stmt = stmt.on_conflict_do_update(
-            index_elements=["workspace_pk", "folder"],
-            set_={name: stmt.excluded[name] for name in JOB_COLUMNS},
+            index_elements=["workspace_pk", "folder"], set_=updates
         )
         for chunk in _chunks(rows):
             connection.execute(stmt, list(chunk))
