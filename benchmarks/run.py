@@ -5,7 +5,9 @@ project's `.venv`), the peers with `.venv-bench`, which this script creates and 
 first use: experimaestro for the scheduler measures, exca for the pydantic infra ones. If a
 peer cannot be installed or one of its measures fails, its column says n/a and why; the exit
 status is non-zero only when an etude measure fails. While `etude.infra` cannot be imported
-yet, its rows say so instead of failing the run.
+yet, its rows say so instead of failing the run. The store table times the index
+(`store_cases.py`) and puts the scheduler measures beside those of etude before the index
+(commit BEFORE_STORE, checked out in a temporary git worktree).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +44,11 @@ N_TASK_FIRST = 50
 N_TASK_CACHED = 200  # timed calls; one more is made first, untimed (first-use imports)
 N_MAP = 10_000
 N_SLURM = 200
+N_STORE_JOBS = 100_000  # jobs written straight into the index of the store measures
+N_STORE_FOLDERS = 10_000  # job folders for `etude index rebuild`
+AB_REPEATS = 3  # runs of each scheduler measure per side in the store table, interleaved
+BEFORE_STORE = "b15c838"  # the last commit before the index
+BEFORE_RATIO = 1.10  # the scheduler measures may take at most 10% longer than before it
 
 
 class CaseFailed(RuntimeError):
@@ -58,6 +66,7 @@ class Framework:
     missing: str = ""
     timeout: float = 120.0
     args: tuple[str, ...] = ()  # put before the case name on the command line
+    env: dict[str, str] = field(default_factory=dict)  # added to the environment
 
 
 @dataclass
@@ -65,6 +74,7 @@ class Row:
     label: str
     target: float | None = None  # seconds; None: shown for reference only
     target_text: str = ""
+    ratio_target: float | None = None  # met when etude / peer is at most this
     values: dict[str, float | None] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
 
@@ -162,6 +172,9 @@ def _env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("ETUDE_DRY_RUN", None)  # a dry run would measure nothing
     env.pop("PYTHONPATH", None)
+    # An installed package has its bytecode cached; without the cache every measure would
+    # also time compiling etude's modules (about 0.1 s on the 2-CPU development machine).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 
@@ -169,9 +182,11 @@ def run_case(fw: Framework, *args: str) -> dict[str, float]:
     """Run `fw.script *args` in a fresh interpreter; return its `BENCH {json}` line."""
     assert fw.python is not None
     argv = [str(fw.python), str(fw.script), *fw.args, *args]
+    env = {**_env(), **fw.env}
     try:
         done = subprocess.run(
-            argv, capture_output=True, text=True, timeout=fw.timeout, env=_env(), cwd=HERE
+            argv, capture_output=True, text=True, timeout=fw.timeout, env=env,
+            cwd=fw.script.parent,
         )
     except subprocess.TimeoutExpired as exc:
         raise CaseFailed(
@@ -313,7 +328,7 @@ def measure_map_cached(fw: Framework) -> float:
 
 
 # -- running the measures ------------------------------------------------------------------
-Measure = Callable[[Framework], "float | tuple[float, float]"]
+Measure = Callable[[Framework], "float | tuple[float, ...]"]
 Step = tuple[list[Row], Measure]
 
 
@@ -410,6 +425,167 @@ def collect(frameworks: list[Framework], steps: list[Step]) -> tuple[list[Row], 
     return [row for rows, _ in steps for row in rows], etude_ok
 
 
+# -- the store: the index, and the scheduler before and after it ---------------------------
+def measure_index(fw: Framework) -> tuple[float, float, float, float, float]:
+    """Queries on an index of N_STORE_JOBS jobs, then `etude jobs list` on it (store_cases.py)."""
+    with _scratch() as d:
+        ws = str(Path(d) / "ws")
+        made = run_case(fw, "generate", ws, str(N_STORE_JOBS))
+        _expect(made, "jobs", N_STORE_JOBS, "generate")
+        _note(f"{fw.label}: index of {N_STORE_JOBS:,} jobs written in {made['seconds']:.1f} s")
+        query = run_case(fw, "query", ws)
+        _note(f"{fw.label}: {query['matching']:,} jobs match the filter; per state without "
+              f"the state condition: {query['counts']}")
+        listed = run_case(fw, "cli-list", ws, str(N_STORE_JOBS))
+        _expect(listed, "jobs_after", N_STORE_JOBS, "jobs in the index after `jobs list`")
+    return query["page"], query["count"], query["by_param"], listed["seconds"], listed["refresh"]
+
+
+def measure_rebuild(fw: Framework) -> float:
+    with _scratch() as d:
+        ws = str(Path(d) / "ws")
+        run_case(fw, "folders", ws, str(N_STORE_FOLDERS))
+        result = run_case(fw, "rebuild", ws, str(N_STORE_FOLDERS))
+    _expect(result, "indexed", N_STORE_FOLDERS, "`etude index rebuild`")
+    _note(f"{fw.label}: index rebuild: first run (creates the index) {_fmt(result['first'])}")
+    return result["seconds"]
+
+
+def store_steps() -> list[Step]:
+    page = "filtered, sorted page of 50"
+    return [
+        (
+            [
+                Row(f"index of {N_STORE_JOBS:,} jobs: {page}", 0.050, "< 50 ms"),
+                Row("  count per state, same filter", None, "reference"),
+                Row("  the page sorted by params.lr", None, "reference"),
+                Row("etude jobs list --where ... --limit 50 (end to end)", 0.5, "< 0.5 s"),
+                Row("  its reconciliation with the folders (refresh)", None, "reference"),
+            ],
+            measure_index,
+        ),
+        ([Row(f"etude index rebuild of {N_STORE_FOLDERS:,} job folders", 5.0, "< 5 s")],
+         measure_rebuild),
+    ]
+
+
+def _git(*args: str) -> str:
+    """Run git in this checkout; "" if it worked, else why not."""
+    try:
+        done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
+    except OSError as exc:
+        return f"git cannot run: {exc}"
+    return "" if done.returncode == 0 else f"`git {' '.join(args)}`: {done.stderr.strip()}"
+
+
+@contextmanager
+def before_store() -> Iterator[Framework]:
+    """etude as of BEFORE_STORE in a temporary git worktree (removed on exit), run with this
+    interpreter and PYTHONPATH=WORKTREE/src; `missing` says why when it cannot be."""
+    with _scratch() as scratch:
+        tree = Path(scratch) / "etude"
+        why = _git("worktree", "add", "--detach", str(tree), BEFORE_STORE)
+        env = {"PYTHONPATH": str(tree / "src")}
+        fw = Framework("before store", Path(sys.executable), tree / "benchmarks" / "etude_cases.py",
+                       "etude", env=env)
+        if not why:
+            probe = "import etude; print(etude.__file__)"
+            done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                                  env={**_env(), **env})
+            if not done.stdout.startswith(str(tree)):
+                why = f"PYTHONPATH={tree / 'src'} imports {done.stdout.strip() or done.stderr}"
+        if why:
+            _loud(f"no etude {BEFORE_STORE} to compare with: {why}")
+            fw.python, fw.missing = None, why
+        try:
+            yield fw
+        finally:
+            if tree.exists():
+                _git("worktree", "remove", "--force", str(tree))
+
+
+def _tasks_run(fw: Framework, _: Path) -> float:
+    """One `tasks` run in a fresh workspace; the current etude must make an index there, the
+    one before the store must not (proof that each side ran its own code)."""
+    with _scratch() as d:
+        ws = Path(d) / "ws"
+        result = run_case(fw, "tasks", str(ws), str(N_TASKS))
+        indexed = (ws / ".etude" / "index.sqlite").exists()
+    if result["jobs"] != N_TASKS or result["reused"] != 0:
+        raise CaseFailed(f"expected {N_TASKS} jobs run afresh, got {result}")
+    if indexed != (fw.label == "etude"):
+        raise CaseFailed(f"{fw.label}: an index was {'' if indexed else 'not '}written")
+    return float(result["seconds"])
+
+
+def _resubmit_run(fw: Framework, ws: Path) -> float:
+    result = run_case(fw, "resubmit", str(ws), str(N_RESUBMIT))
+    _expect(result, "reused", N_RESUBMIT, f"{fw.label}: resubmit")
+    return float(result["seconds"])
+
+
+def _resubmit_prepare(fw: Framework, ws: Path) -> None:
+    run_case(fw, "prepare", str(ws), str(N_RESUBMIT))
+
+
+def interleaved(
+    frameworks: list[Framework],
+    row: Row,
+    once: Callable[[Framework, Path], float],
+    prepare: Callable[[Framework, Path], None] | None = None,
+) -> tuple[bool, str]:
+    """Best of AB_REPEATS runs per framework taken in turns (A B A B ...), so that the load of
+    the machine weighs on every column alike. Each framework has its own workspace, made by
+    `prepare`. Returns whether etude's runs all worked, and a note listing every run."""
+    runs: dict[str, list[float]] = {fw.label: [] for fw in frameworks}
+    live = []
+    with ExitStack() as stack:
+        for fw in frameworks:
+            ws = Path(stack.enter_context(_scratch())) / "ws"
+            try:
+                if fw.python is None:
+                    raise CaseFailed(fw.missing)
+                if prepare is not None:
+                    prepare(fw, ws)
+                live.append((fw, ws))
+            except CaseFailed as exc:
+                row.reasons[fw.label] = str(exc)
+        for turn in range(AB_REPEATS):
+            for fw, ws in list(live):
+                _note(f"{fw.label}: {row.label} (run {turn + 1} of {AB_REPEATS}) ...")
+                try:
+                    runs[fw.label].append(once(fw, ws))
+                except CaseFailed as exc:
+                    _note(f"{fw.label}: FAILED: {exc}")
+                    row.reasons[fw.label] = str(exc)
+                    live.remove((fw, ws))
+    for fw in frameworks:
+        got = runs[fw.label] if fw.label not in row.reasons else []
+        row.values[fw.label] = min(got) if got else None
+    text = "; ".join(f"{label} {' '.join(_fmt(t) for t in times)}" for label, times in runs.items())
+    return "etude" not in row.reasons, f"{row.label.strip()}, every run in order: {text}"
+
+
+def store_table() -> tuple[list[Row], bool, list[str]]:
+    """The index measures, then the scheduler measures beside etude before the store."""
+    etude = Framework("etude", Path(sys.executable), HERE / "store_cases.py", "etude.store",
+                      timeout=900.0)
+    rows, etude_ok = collect([etude], store_steps())
+    notes = []
+    tasks = Row(f"{N_TASKS} trivial tasks, submit to done", None, "<= 1.10 x before",
+                BEFORE_RATIO)
+    resubmit = Row(f"resubmit {N_RESUBMIT:,} completed tasks", None, "<= 1.10 x before",
+                   BEFORE_RATIO)
+    with before_store() as before:
+        current = Framework("etude", Path(sys.executable), HERE / "etude_cases.py", "etude")
+        for row, once, prepare in ((tasks, _tasks_run, None),
+                                   (resubmit, _resubmit_run, _resubmit_prepare)):
+            ok, note = interleaved([current, before], row, once, prepare)
+            etude_ok = etude_ok and ok
+            notes.append(note)
+    return [*rows, tasks, resubmit], etude_ok, notes
+
+
 # -- the report ----------------------------------------------------------------------------
 def _fmt(seconds: float | None) -> str:
     if seconds is None:
@@ -426,12 +602,15 @@ def table_cells(row: Row, peer: str) -> list[str]:
     verdict = ""
     if row.target is not None and ours is not None:
         verdict = "yes" if ours <= row.target else "NO"
+    if row.ratio_target is not None and ours is not None and theirs:
+        verdict = "yes" if ours / theirs <= row.ratio_target else "NO"
     ratio = f"{ours / theirs:.3f}" if ours is not None and theirs else "n/a"
     return [row.label, _fmt(ours), row.target_text, verdict, _fmt(theirs), ratio]
 
 
 def print_table(rows: list[Row], title: str, peer: str, peer_header: str) -> None:
-    headers = ["measure", "etude", "SPEC target", "met", peer_header, f"etude / {peer}"]
+    target = "target" if peer == "before store" else "SPEC target"
+    headers = ["measure", "etude", target, "met", peer_header, f"etude / {peer}"]
     cells = [table_cells(row, peer) for row in rows]
     try:
         from rich.console import Console
@@ -503,16 +682,19 @@ def infra_frameworks(bench_python: Path | None, exca_header: str) -> tuple[list[
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument(
-        "--only", choices=["core", "infra", "slurm"], help="run one table only (default: all)"
+        "--only",
+        choices=["core", "infra", "slurm", "store"],
+        help="run one table only (default: all)",
     )
     only = parser.parse_args().only
     started = time.perf_counter()
-    bench_python, missing = ensure_bench_env()
-    xpm_python, xpm_header = _peer(bench_python, missing, "experimaestro")
-    exca_python, exca_header = _peer(bench_python, missing, "exca")
+    peers = only in (None, "core", "infra")  # the Slurm and store tables need no peer
+    bench_python, missing = ensure_bench_env() if peers else (None, {})
+    xpm_python, xpm_header = _peer(bench_python, missing, "experimaestro") if peers else (None, "")
+    exca_python, exca_header = _peer(bench_python, missing, "exca") if peers else (None, "")
     load_before = _load()
     etude_ok = True
-    tables: list[tuple[list[Row], str, str, str]] = []
+    tables: list[tuple[list[Row], str, str, str, list[str]]] = []
     if only in (None, "core"):
         frameworks = [
             Framework("etude", Path(sys.executable), HERE / "etude_cases.py", "etude"),
@@ -527,22 +709,30 @@ def main() -> int:
         ]
         rows, ok = collect(frameworks, core_steps())
         etude_ok = etude_ok and ok
-        tables.append((rows, "etude benchmarks (SPEC section 8)", "experimaestro", xpm_header))
+        tables.append(
+            (rows, "etude benchmarks (SPEC section 8)", "experimaestro", xpm_header, [])
+        )
     if only in (None, "infra"):
         frameworks, infra_ok = infra_frameworks(exca_python, exca_header)
         rows, ok = collect(frameworks, infra_steps())
         etude_ok = etude_ok and ok and infra_ok
-        tables.append((rows, "pydantic infra (SPEC sections 4 and 8)", "exca", exca_header))
+        tables.append((rows, "pydantic infra (SPEC sections 4 and 8)", "exca", exca_header, []))
     if only in (None, "slurm"):
         rows, ok = collect(slurm_frameworks(), slurm_steps())
         tables.append(
-            (rows, "Slurm: one job array (etude) vs one sbatch per job", "per-job", "per job")
+            (rows, "Slurm: one job array (etude) vs one sbatch per job", "per-job", "per job", [])
         )
+    if only in (None, "store"):
+        rows, ok, notes = store_table()
+        etude_ok = etude_ok and ok
+        title = "Store: the index (SQLite), and the scheduler before and after it"
+        tables.append((rows, title, "before store", f"before store ({BEFORE_STORE})", notes))
     print(
         f"\n{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
         f"best of {IMPORT_REPEATS} (import), {IDENTIFIER_REPEATS} (identifiers), "
-        f"{TASK_REPEATS} (tasks, resubmit), {INFRA_REPEATS} (infra); each run in a fresh "
-        "interpreter."
+        f"{TASK_REPEATS} (tasks, resubmit), {INFRA_REPEATS} (infra), {AB_REPEATS} per side "
+        "(store table, before/after); each run in a fresh interpreter. 1-minute load average: "
+        f"{load_before:.1f} at the start, {_load():.1f} at the end."
     )
     busy = max(load_before, _load())
     if busy > (os.cpu_count() or 1) * 0.5:
@@ -550,9 +740,11 @@ def main() -> int:
             f"note: the machine was busy (1-minute load average up to {busy:.1f} on "
             f"{os.cpu_count()} CPUs); timings of process-heavy measures are inflated."
         )
-    for rows, title, peer, header in tables:
+    for rows, title, peer, header, notes in tables:
         print_table(rows, title, peer, header)
         print_notes(rows)
+        for note in notes:
+            print(note)
     print(f"total benchmark time: {time.perf_counter() - started:.0f} s")
     return 0 if etude_ok else 1
 
