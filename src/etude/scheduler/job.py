@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,9 @@ RUNNING = "running"
 DONE = "done"
 ERROR = "error"
 FINAL = (DONE, ERROR)
+
+
+_launcher_names: weakref.WeakKeyDictionary[Any, str | None] = weakref.WeakKeyDictionary()
 
 
 class OutputWatcher:
@@ -80,6 +84,16 @@ class Job:
         self._callbacks: list[Callable[[], Any]] = []
         self._lock = threading.Lock()
         self._on_callback: Callable[[Job, Callable[[], Any]], None] | None = None
+
+    @property
+    def launcher_name(self) -> str | None:
+        """The launcher's name as its `describe()` gives it (`direct`, `slurm`), cached."""
+        try:
+            return _launcher_names[self.launcher]
+        except KeyError:
+            name = self.launcher.describe().get("launcher")
+            _launcher_names[self.launcher] = name
+            return name
 
     @property
     def path(self) -> Path:

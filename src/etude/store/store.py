@@ -153,13 +153,25 @@ class Store:
         return int(pk.scalar_one())
 
     # -- writing jobs -----------------------------------------------------------------------
-    def write_jobs(self, records: Sequence[JobRecord], experiment: str | None = None) -> None:
-        """Insert or update `records` (by folder) in one transaction; link them to
-        `experiment` when given. A record whose `params` is None keeps the stored ones."""
-        if not records:
+    def write_jobs(
+        self,
+        records: Sequence[JobRecord],
+        experiment: str | None = None,
+        link: Sequence[str] = (),
+    ) -> None:
+        """Insert or update `records` (by folder) in one transaction; link them, and the jobs
+        of the folders `link`, to `experiment` when given. A record whose `params` is None
+        keeps the stored parameters and tags."""
+        if not records and not (link and experiment):
             return
         ws = self.workspace_pk
-        run_write(self.engine, lambda c: self.write_jobs_in(c, ws, records, experiment))
+
+        def work(connection: sa.Connection) -> None:
+            self.write_jobs_in(connection, ws, records, experiment)
+            if link and experiment is not None:
+                self.link_in(connection, ws, experiment, list(link))
+
+        run_write(self.engine, work)
 
     def write_jobs_in(
         self,
@@ -169,6 +181,8 @@ class Store:
         experiment: str | None = None,
     ) -> None:
         """`write_jobs` inside the caller's transaction."""
+        if not records:
+            return
         latest = {record.folder: record for record in records}  # the last word per job
         ordered = [latest[key] for key in sorted(latest)]  # one order: no deadlocks on PG
         pks = self._upsert_jobs(connection, ws, ordered)
@@ -198,7 +212,8 @@ class Store:
                 "launcher": r.launcher,
                 "cluster_job_id": r.cluster_job_id,
                 "experiment": r.experiment,
-                "tags": json.dumps(r.tags, default=str) if r.tags else None,
+                # None keeps the stored tags (a state change); "{}" says there are none
+                "tags": None if r.params is None else json.dumps(r.tags, default=str),
                 "problems": json.dumps(r.problems) if r.problems else None,
                 "updated": now,
             }
@@ -208,6 +223,7 @@ class Store:
         updates = {name: stmt.excluded[name] for name in JOB_COLUMNS}
         # A record that does not know who launched the job keeps what the index knows.
         updates["experiment"] = sa.func.coalesce(stmt.excluded.experiment, jobs.c.experiment)
+        updates["tags"] = sa.func.coalesce(stmt.excluded.tags, jobs.c.tags)
         stmt = stmt.on_conflict_do_update(
             index_elements=["workspace_pk", "folder"], set_=updates
         )
@@ -227,8 +243,8 @@ class Store:
     def _replace_values(
         self, connection: sa.Connection, pks: dict[str, int], records: Sequence[JobRecord]
     ) -> None:
+        changed = [r for r in records if r.params is not None]  # None: keep params and tags
         for table, key, attribute in ((job_params, "path", "params"), (job_tags, "name", "tags")):
-            changed = [r for r in records if getattr(r, attribute) is not None]
             if not changed:
                 continue
             ids = [pks[r.folder] for r in changed]
@@ -351,9 +367,16 @@ class Store:
         )
 
     def link_in(self, connection: sa.Connection, ws: int, name: str, folders: list[str]) -> None:
-        """`link_jobs` inside the caller's transaction."""
-        pks = self._pks(connection, ws, sorted(set(folders)))
-        self._link(connection, ws, name, list(pks.values()))
+        """`link_jobs` inside the caller's transaction (one INSERT ... SELECT per chunk)."""
+        experiment_pk = self._experiment_pk(connection, ws, name)
+        for chunk in _chunks(sorted(set(folders))):
+            chosen = sa.select(jobs.c.pk, sa.literal(experiment_pk)).where(
+                jobs.c.workspace_pk == ws, jobs.c.folder.in_(chunk)
+            )
+            stmt = _insert(connection, job_experiments).from_select(
+                ["job_pk", "experiment_pk"], chosen
+            )
+            connection.execute(stmt.on_conflict_do_nothing())
 
     def experiments(self, name: str | None = None) -> list[ExperimentInfo]:
         """Experiments with their runs (oldest first) and the current states of their jobs."""
