@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from ..workspace import CorruptFileError, JobDir, Workspace, read_json
 from ..workspace.layout import ETUDE_DIR, INFRA_JOB_NAME, short_name
 from .database import run_write
-from .records import AskLauncher, JobRecord, read_job_folder, relative_folder
+from .records import AskLauncher, JobRecord, read_folder_status, read_job_folder, relative_folder
 from .store import JobRow, Store
 
 logger = logging.getLogger("etude.store")
@@ -38,11 +38,21 @@ RUNS_HISTORY = "runs.jsonl"  # experiments/NAME/: one line per ended run
 
 
 # -- the folders that hold job folders ------------------------------------------------------
-def _mtime(path: Path) -> float | None:
+# Paths are handled as strings, relative to the workspace (as the index keeps them) and joined
+# to its path with `_absolute`: refresh runs before every listing and meets every failed job
+# and every entry of a changed folder, where pathlib's joins cost several times the file system.
+def _mtime(path: str) -> float | None:
     try:
         return os.stat(path).st_mtime
     except OSError:
         return None
+
+
+def _absolute(root: str, folder: str) -> str:
+    """The path of `folder` (relative to the workspace `root`, or absolute)."""
+    if folder == ".":
+        return root
+    return folder if folder.startswith("/") else f"{root}/{folder}"
 
 
 def containers(workspace: Workspace) -> dict[str, float]:
@@ -50,55 +60,81 @@ def containers(workspace: Workspace) -> dict[str, float]:
     modification times: `jobs/`, `jobs/TASK/`, the workspace itself and the pydantic-infra
     folders `METHOD,VERSION/` and `METHOD,VERSION/UID/jobs/`."""
     found: dict[str, float] = {}
-    root = workspace.path
+    root = str(workspace.path)
 
-    def add(path: Path) -> None:
-        mtime = _mtime(path)
+    def add(folder: str) -> None:
+        mtime = _mtime(_absolute(root, folder))
         if mtime is not None:
-            found[path.relative_to(root).as_posix()] = mtime
+            found[folder] = mtime
 
-    add(root)
-    if workspace.jobs.is_dir():
-        add(workspace.jobs)
-        for task_dir in os.scandir(workspace.jobs):
+    add(".")
+    jobs = _absolute(root, "jobs")
+    if os.path.isdir(jobs):
+        add("jobs")
+        for task_dir in os.scandir(jobs):
             if task_dir.is_dir():
-                add(Path(task_dir.path))
+                add(f"jobs/{task_dir.name}")
     for method in _infra_methods(root):
         add(method)
-        for uid in os.scandir(method):
-            chunks = Path(uid.path) / "jobs"
-            if uid.is_dir() and chunks.is_dir():
-                add(chunks)
+        for uid in os.scandir(_absolute(root, method)):
+            if uid.is_dir() and os.path.isdir(f"{uid.path}/jobs"):
+                add(f"{method}/{uid.name}/jobs")
     return found
 
 
-def _infra_methods(root: Path) -> Iterator[Path]:
+def _infra_methods(root: str) -> Iterator[str]:
+    """Names of the pydantic-infra method folders `METHOD,VERSION` in the workspace `root`."""
     try:
         entries = list(os.scandir(root))
     except OSError:
         return
     for entry in entries:
         if "," in entry.name and entry.is_dir():
-            yield Path(entry.path)
+            yield entry.name
 
 
-def _job_dirs_in(workspace: Workspace, container: str) -> Iterator[JobDir]:
-    """The job folders directly inside `container` (relative to the workspace)."""
-    folder = workspace.path / container if container != "." else workspace.path
-    parts = Path(container).parts
+def _job_folders_in(root: str, container: str) -> Iterator[tuple[str, str]]:
+    """(folder, NAME of its files) of the job folders directly inside `container`, both
+    relative to the workspace `root`, sorted."""
     try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        entries = sorted(os.scandir(_absolute(root, container)), key=lambda e: e.name)
     except OSError:
         return
+    parts = container.split("/")
+    prefix = "" if container == "." else f"{container}/"
     if len(parts) == 2 and parts[0] == "jobs":  # jobs/TASK/ID
         name = short_name(parts[1])
         for entry in entries:
             if entry.is_dir():
-                yield JobDir(Path(entry.path), name)
-    elif "," in parts[0] if parts else False:  # METHOD,VERSION/UID or METHOD/UID/jobs/CHUNK
+                yield prefix + entry.name, name
+    elif "," in parts[0]:  # METHOD,VERSION/UID or METHOD/UID/jobs/CHUNK
         for entry in entries:
-            if entry.is_dir() and os.path.isdir(os.path.join(entry.path, ETUDE_DIR)):
-                yield JobDir(Path(entry.path), INFRA_JOB_NAME)
+            if entry.is_dir() and os.path.isdir(f"{entry.path}/{ETUDE_DIR}"):
+                yield prefix + entry.name, INFRA_JOB_NAME
+
+
+def _job_folders(root: str) -> Iterator[tuple[str, str]]:
+    """(folder, NAME of its files) of every job folder of the workspace `root`: the folders
+    `Workspace.iter_job_dirs` lists, in its order, from the listings of their containers."""
+    try:
+        tasks = sorted(entry.name for entry in os.scandir(f"{root}/jobs") if entry.is_dir())
+    except OSError:
+        tasks = []
+    for task in tasks:
+        yield from _job_folders_in(root, f"jobs/{task}")
+    for method in sorted(_infra_methods(root)):
+        for uid in sorted(os.listdir(f"{root}/{method}")):
+            folder = f"{method}/{uid}"
+            if os.path.isdir(f"{root}/{folder}/{ETUDE_DIR}"):
+                yield folder, INFRA_JOB_NAME
+            yield from _job_folders_in(root, f"{folder}/jobs")  # MapInfra: one per chunk
+
+
+def _job_dirs(workspace: Workspace) -> Iterator[JobDir]:
+    """Every job folder of `workspace`, as `Workspace.iter_job_dirs` lists them."""
+    root = str(workspace.path)
+    for folder, name in _job_folders(root):
+        yield JobDir(Path(f"{root}/{folder}"), name)
 
 
 # -- refresh --------------------------------------------------------------------------------
@@ -127,19 +163,21 @@ def refresh(store: Store, ask_launcher: AskLauncher | None = None) -> Changes:
     indexed = store.folders_under(stale + gone) if (stale or gone) else {}
     records: list[JobRecord] = []
     seen: set[str] = set()
+    root = str(workspace.path)
     for container in stale:
-        for job in _job_dirs_in(workspace, container):
-            folder = relative_folder(workspace, job)
+        for folder, name in _job_folders_in(root, container):
             seen.add(folder)
             if folder not in indexed:
+                job = JobDir(Path(_absolute(root, folder)), name)
                 records.append(read_job_folder(workspace, job, ask_launcher))
                 changes.added.append(folder)
     for folder in indexed:
         container = folder.rsplit("/", 1)[0]
         listed_again = container in stale or container in gone
-        if listed_again and folder not in seen and not (workspace.path / folder).is_dir():
+        if listed_again and folder not in seen and not os.path.isdir(_absolute(root, folder)):
             changes.removed.append(folder)
-    records += _recheck_live(store, ask_launcher, changes, exclude=set(changes.added))
+    exclude = {*changes.added, *changes.removed}  # a deleted running job is removed once
+    records += _recheck_live(store, ask_launcher, changes, exclude)
     if records:
         store.write_jobs(records)
     store.delete_jobs(changes.removed)
@@ -155,23 +193,28 @@ def refresh(store: Store, ask_launcher: AskLauncher | None = None) -> Changes:
 def _recheck_live(
     store: Store, ask_launcher: AskLauncher | None, changes: Changes, exclude: set[str]
 ) -> list[JobRecord]:
-    """Read again the jobs the index holds as not ended, and failed jobs now done."""
+    """Read again the jobs the index holds as not ended, and failed jobs now done: their
+    state first, and the whole folder only when the state changed."""
     workspace = store.workspace
+    root = str(workspace.path)
+    done = f"/{ETUDE_DIR}/done.json"
     candidates = store.live_jobs()
     candidates += [
         (folder, "error")
         for folder, state in store.all_folders_in_state("error")
-        if os.path.exists(workspace.path / folder / ETUDE_DIR / "done.json")
+        if os.path.exists(_absolute(root, folder) + done)
     ]
     records = []
     for folder, state in candidates:
         if folder in exclude:
             continue
-        path = workspace.path / folder
-        if not path.is_dir():
+        path = _absolute(root, folder)
+        if not os.path.isdir(path):
             changes.removed.append(folder)
             continue
-        record = read_job_folder(workspace, _job_dir(path), ask_launcher)
+        if read_folder_status(path, ask_launcher).state == state:
+            continue
+        record = read_job_folder(workspace, _job_dir(Path(path)), ask_launcher)
         if record.state != state:
             changes.updated.append((folder, state, record.state))
             record.params = None  # unchanged: keep the stored ones
@@ -286,6 +329,8 @@ def _entry_folder(workspace: Workspace, entry: Any) -> str | None:
         return None
     job_id, task = entry.get("id"), entry.get("task")
     if isinstance(job_id, str) and isinstance(task, str) and job_id and task:
+        if "/" not in job_id + task and "." not in (job_id, task):
+            return f"jobs/{task.lower()}/{job_id}"  # what the general case gives, cheaply
         return relative_folder(workspace, workspace.job_dir(task, job_id))
     path = entry.get("path")
     if isinstance(path, str) and path:
@@ -299,7 +344,7 @@ def rebuild(store: Store, ask_launcher: AskLauncher | None = None) -> int:
     the old index until it commits). Returns the number of jobs indexed."""
     workspace = store.workspace
     current = containers(workspace)  # before listing: what changes later is seen later
-    records = [read_job_folder(workspace, job, ask_launcher) for job in workspace.iter_job_dirs()]
+    records = [read_job_folder(workspace, job, ask_launcher) for job in _job_dirs(workspace)]
     ws = store.workspace_pk
 
     def work(connection: sa.Connection) -> None:
@@ -327,7 +372,7 @@ def check(store: Store, ask_launcher: AskLauncher | None = None, *, repair: bool
     changes = Changes()
     indexed = {row.folder: row for row in store.query_jobs()}
     records: list[JobRecord] = []
-    for job in workspace.iter_job_dirs():
+    for job in _job_dirs(workspace):
         record = read_job_folder(workspace, job, ask_launcher)
         changes.problems += record.problems
         row = indexed.pop(record.folder, None)

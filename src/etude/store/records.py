@@ -14,10 +14,12 @@ import os
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from ..workspace import CorruptFileError, JobDir, Workspace, read_json, read_status
-from ..workspace.layout import INFRA_JOB_NAME
+from ..workspace import CorruptFileError, JobDir, JobStatus, Workspace, is_locked, read_status
+from ..workspace.layout import ETUDE_DIR, INFRA_JOB_NAME
+from ..workspace.status import DONE, ERROR, RUNNING, UNSCHEDULED, WAITING, process_alive
 
 #: (kind, num, text) of a flattened value; see schema.job_params.
 Value = tuple[str, float | None, str | None]
@@ -152,18 +154,129 @@ def flatten_plain(data: Any, prefix: str = "", depth: int = 0) -> dict[str, Valu
 
 
 # -- reading a folder -----------------------------------------------------------------------
-def _read_object(path: Any, problems: list[str]) -> dict[str, Any] | None:
+# A folder is read from one listing of its `.etude/`, with string paths: only the files present
+# are opened, each once (see `_Markers`); `read_folder_status` reproduces `read_status` from it.
+# Listing and reading 10,000 folders this way takes less than half the time of reading every
+# marker by name through pathlib. The names in `.etude/` (see JobDir):
+PARAMS, LOCK, HISTORY = "params.json", "lock", "history"
+DONE_FILE, FAILED, PROCESS, SCHEDULED = "done.json", "failed.json", "process.json", "scheduled.json"
+
+
+def _read_object(path: str, problems: list[str]) -> dict[str, Any] | None:
+    """The JSON object in `path`; None if absent, or unreadable (then a problem, worded as
+    `read_json` words it, is appended to `problems`)."""
     try:
-        value = read_json(path)
+        data = _read_bytes(path)
     except FileNotFoundError:
         return None
-    except CorruptFileError as exc:
-        problems.append(str(exc))
+    except OSError as exc:
+        problems.append(str(CorruptFileError(Path(path), f"cannot be read ({exc})")))
+        return None
+    try:
+        value = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        problems.append(str(CorruptFileError(Path(path), f"is not valid JSON ({exc})")))
         return None
     if not isinstance(value, dict):
         problems.append(f"{path}: expected a JSON object, found {type(value).__name__}")
         return None
     return value
+
+
+def _read_bytes(path: str) -> bytes:
+    """What `path` holds, read with os-level calls (half the cost of `open()` for the small
+    marker files). Raises OSError naming `path`, as `open()` does."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError as exc:  # reading a folder: open() names the file, os.read does not
+        raise OSError(exc.errno, exc.strerror, path) from exc
+    finally:
+        os.close(fd)
+
+
+class _Markers:
+    """The `.etude/` folder of one job, listed once; each file present is read at most once."""
+
+    __slots__ = ("_read", "meta", "names")
+
+    def __init__(self, path: str) -> None:
+        self.meta = f"{path}/{ETUDE_DIR}"
+        self.names: frozenset[str] | None
+        try:
+            self.names = frozenset(os.listdir(self.meta))
+        except (FileNotFoundError, NotADirectoryError):
+            self.names = frozenset()
+        except OSError:
+            self.names = None  # cannot be listed: every file is looked for by name
+        self._read: dict[str, tuple[dict[str, Any] | None, list[str]]] = {}
+
+    def has(self, name: str) -> bool:
+        """Whether `name` may exist (it was listed, or the folder could not be listed)."""
+        return self.names is None or name in self.names
+
+    def path(self, name: str) -> str:
+        return f"{self.meta}/{name}"
+
+    def read(self, name: str, problems: list[str] | None = None) -> dict[str, Any] | None:
+        """The JSON object in `name`, or None; its problems go to `problems` on every call."""
+        found = self._read.get(name)
+        if found is None:
+            met: list[str] = []
+            value = _read_object(self.path(name), met) if self.has(name) else None
+            found = self._read[name] = (value, met)
+        if problems is not None:
+            problems += found[1]
+        return found[0]
+
+
+def read_folder_status(path: str, ask_launcher: AskLauncher | None = None) -> JobStatus:
+    """The state of the job folder `path`, exactly as `workspace.read_status` reads it."""
+    return _status(_Markers(path), ask_launcher)
+
+
+def _status(markers: _Markers, ask_launcher: AskLauncher | None) -> JobStatus:
+    """`read_status`'s decision, step by step, from the files `markers` lists (a lock is only
+    tried when its file exists, a submitter only looked up when scheduled.json exists)."""
+    problems: list[str] = []
+    if markers.read(DONE_FILE, problems) is not None:
+        return JobStatus(DONE, problems=problems)
+    if problems and not os.path.exists(markers.path(DONE_FILE)):
+        problems.clear()  # read_status opens it only if os.path.exists: a link loop is not
+    if markers.has(LOCK) and is_locked(Path(markers.path(LOCK))):
+        record = markers.read(PROCESS, problems) or {}
+        pid = record.get("pid")
+        return JobStatus(RUNNING, pid=pid if isinstance(pid, int) else None, problems=problems)
+    failed = markers.read(FAILED, problems)
+    if failed is not None:
+        reason = failed.get("reason")
+        return JobStatus(
+            ERROR,
+            reason=reason if isinstance(reason, str) else "error",
+            message=str(failed.get("message") or ""),
+            problems=problems,
+        )
+    process = markers.read(PROCESS, problems)
+    queued = ask_launcher(process) if process is not None and ask_launcher else None
+    if queued is not None:
+        state, why = queued
+        if state == "PENDING":
+            return JobStatus(WAITING, message=f"queued ({why})", problems=problems)
+        return JobStatus(RUNNING, message=state.lower(), problems=problems)
+    if process is not None:
+        return JobStatus(
+            ERROR,
+            reason="killed",
+            message="the job process ended without writing done or failed (killed?)",
+            problems=problems,
+        )
+    scheduled = markers.read(SCHEDULED, problems)
+    if scheduled is not None and process_alive(scheduled):
+        return JobStatus(WAITING, problems=problems)
+    return JobStatus(UNSCHEDULED, problems=problems)
 
 
 def _number(value: Any) -> float | None:
@@ -172,36 +285,46 @@ def _number(value: Any) -> float | None:
     return None
 
 
-def _mtime(path: Any) -> float | None:
+def _mtime(path: str) -> float | None:
     try:
         return os.stat(path).st_mtime
     except OSError:
         return None
 
 
+def _attempts(history: str) -> list[str]:
+    """Names of the archived process records in `history`, oldest first."""
+    try:
+        return sorted(name for name in os.listdir(history) if name.endswith("-process.json"))
+    except OSError:
+        return []
+
+
 def attempts_before(job: JobDir) -> int:
     """How many earlier attempts of `job` were archived (`.etude/history/*-process.json`)."""
-    try:
-        return sum(1 for name in os.listdir(job.history) if name.endswith("-process.json"))
-    except OSError:
-        return 0
+    return len(_attempts(str(job.history)))
 
 
 def relative_folder(workspace: Workspace, job: JobDir) -> str:
-    try:
-        return job.path.relative_to(workspace.path).as_posix()
-    except ValueError:
-        return job.path.as_posix()
+    """`job`'s folder relative to the workspace (POSIX); its full path if outside it."""
+    path, root = str(job.path), str(workspace.path)
+    if path == root:
+        return "."
+    prefix = root if root.endswith("/") else f"{root}/"
+    return path[len(prefix) :] if path.startswith(prefix) else path
 
 
 def read_job_folder(
     workspace: Workspace, job: JobDir, ask_launcher: AskLauncher | None = None
 ) -> JobRecord:
     """Everything the index keeps of `job`, read from its folder; never raises for bad files."""
+    markers = _Markers(str(job.path))
     problems: list[str] = []
-    meta = _read_object(job.params, problems)
+    meta = markers.read(PARAMS, problems)
     if meta is None and not problems:
-        problems.append(f"{job.params}: missing (an interrupted submission, or not a job folder)")
+        problems.append(
+            f"{markers.path(PARAMS)}: missing (an interrupted submission, or not a job folder)"
+        )
     meta = meta or {}
     task = meta.get("type")
     if not isinstance(task, str) or not task:
@@ -210,13 +333,22 @@ def read_job_folder(
     if not isinstance(tags, dict):
         tags = {}
     kind = "infra" if job.name == INFRA_JOB_NAME and "infra" in meta else "task"
-    status = read_status(job, ask_launcher)
-    done = _read_object(job.done, []) or {}
-    failed = _read_object(job.failed, []) or {}
-    process = _read_object(job.process, []) or {}
-    scheduled = _read_object(job.scheduled, []) or {}
-    experiment = process.get("experiment") if process else _last_launcher(job)
-    record = JobRecord(
+    # `read_status` itself when the folder cannot be listed: it reports what it meets by name
+    status = (
+        _status(markers, ask_launcher)
+        if markers.names is not None
+        else read_status(job, ask_launcher)
+    )
+    done = markers.read(DONE_FILE) or {}
+    failed = markers.read(FAILED) or {}
+    process = markers.read(PROCESS) or {}
+    scheduled = markers.read(SCHEDULED) or {}
+    attempts = _attempts(markers.path(HISTORY)) if markers.has(HISTORY) else []
+    experiment = process.get("experiment") if process else _last_launcher(markers, attempts)
+    submitted = _number(scheduled.get("submitted")) or (
+        _mtime(markers.path(PARAMS)) if markers.has(PARAMS) else None
+    )
+    return JobRecord(
         folder=relative_folder(workspace, job),
         id=job.job_id,
         task=task,
@@ -224,30 +356,24 @@ def read_job_folder(
         kind=kind,
         reason=status.reason,
         message=status.message or None,
-        submitted=_number(scheduled.get("submitted")) or _mtime(job.params),
+        submitted=submitted,
         started=_number(process.get("started")) or _number(done.get("started")),
-        ended=_number(done.get("ended")) if status.state == "done" else _number(
-            failed.get("ended")
-        ) if status.state == "error" else None,
-        retries=attempts_before(job),
+        ended=_number({DONE: done, ERROR: failed}.get(status.state, {}).get("ended")),
+        retries=len(attempts),
         launcher=_text(process.get("launcher")),
         cluster_job_id=_text(process.get("slurm_job_id") or scheduled.get("slurm_job_id")),
         experiment=experiment if isinstance(experiment, str) else None,
         tags=tags,
-        params=_params(job, meta, kind, problems),
+        params=_params(job, markers, meta, kind, problems),
         problems=problems + status.problems,
     )
-    return record
 
 
-def _last_launcher(job: JobDir) -> str | None:
-    """The experiment that launched the latest archived attempt of `job`, if any."""
-    try:
-        names = sorted(n for n in os.listdir(job.history) if n.endswith("-process.json"))
-    except OSError:
-        return None
-    for name in reversed(names):
-        record = _read_object(job.history / name, [])
+def _last_launcher(markers: _Markers, attempts: list[str]) -> str | None:
+    """The experiment that launched the latest archived attempt of the job, if any."""
+    history = markers.path(HISTORY)
+    for name in reversed(attempts):
+        record = _read_object(f"{history}/{name}", [])
         if record is not None:
             found = record.get("experiment")
             return found if isinstance(found, str) else None
@@ -258,11 +384,13 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _params(job: JobDir, meta: dict[str, Any], kind: str, problems: list[str]) -> dict[str, Value]:
+def _params(
+    job: JobDir, markers: _Markers, meta: dict[str, Any], kind: str, problems: list[str]
+) -> dict[str, Value]:
     if kind == "infra":
         # A MapInfra chunk lives in UID/jobs/CHUNK/: its configuration is the uid folder's.
         for folder in (job.path, job.path.parent.parent):
-            config = _read_object(folder / "config.json", problems)
+            config = _read_object(str(folder / "config.json"), problems)
             if config is not None:
                 return flatten_plain(config)
         return {}
@@ -272,7 +400,9 @@ def _params(job: JobDir, meta: dict[str, Any], kind: str, problems: list[str]) -
     try:
         return flatten_config(config)
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-        problems.append(f"{job.params}: parameters cannot be read ({type(exc).__name__}: {exc})")
+        problems.append(
+            f"{markers.path(PARAMS)}: parameters cannot be read ({type(exc).__name__}: {exc})"
+        )
         return {}
 
 
