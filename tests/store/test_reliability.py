@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import pytest
 
 from etude.store import Store, check, refresh
@@ -98,6 +99,16 @@ def index_states(store: Store) -> dict[str, str]:
     return {row.folder: row.state for row in rows}
 
 
+def index_writers(workspace: Path) -> list[psutil.Process]:
+    """The `etude.store.writer` processes still writing `workspace`'s index."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = process.info["cmdline"] or []
+        if "etude.store.writer" in cmdline and str(workspace) in cmdline:
+            found.append(process)
+    return found
+
+
 def script_file(tmp_path: Path, name: str, source: str) -> Path:
     path = tmp_path / name
     path.write_text(textwrap.dedent(source))
@@ -143,6 +154,9 @@ def test_index_agrees_with_the_folders_after_the_experiment_is_killed(
     # Job processes started by the killed experiment go on and hold their lock until they end.
     locks = [job.lock for job in Workspace(workspace).iter_job_dirs()]
     wait_for(lambda: not any(is_locked(lock) for lock in locks), "the orphaned jobs to end")
+    # So does its index writer: it writes what it was sent (maybe "running"), then exits. A
+    # refresh before that would be undone until the next one; here we check the settled index.
+    wait_for(lambda: not index_writers(workspace), "the killed experiment's index writer")
 
     refresh(store)
     ghosts = [

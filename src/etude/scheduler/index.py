@@ -36,7 +36,8 @@ def job_event(job: Job, workspace: Workspace) -> list[Any]:
     """The writer's `job` event for `job` now (see etude.store.writer); no I/O."""
     folder = job.dir.path.as_posix()[len(workspace.path.as_posix()) + 1 :]
     if job.reused or (job.elsewhere and job.state == WAITING):
-        return ["use", folder, job.type_name]  # done before, or run by another experiment
+        # done before, or run by another experiment: not this experiment's to describe
+        return ["use", folder, job.type_name, job.state == DONE]
     slurm = getattr(job.process, "slurm_job_id", None)
     state = job.state
     return [

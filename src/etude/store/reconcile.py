@@ -349,8 +349,7 @@ def rebuild(store: Store, ask_launcher: AskLauncher | None = None) -> int:
 
     def work(connection: sa.Connection) -> None:
         store.clear_in(connection, ws)
-        for start in range(0, len(records), 2000):
-            store.write_jobs_in(connection, ws, records[start : start + 2000])
+        store.insert_jobs_in(connection, ws, records)
         ingest_experiments(store, connection)
         from .schema import scanned_dirs
 

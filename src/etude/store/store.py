@@ -190,35 +190,21 @@ class Store:
         if experiment is not None:
             self._link(connection, ws, experiment, list(pks.values()))
 
+    def insert_jobs_in(
+        self, connection: sa.Connection, ws: int, records: Sequence[JobRecord]
+    ) -> None:
+        """Insert `records`, new to this workspace's (emptied) index: plain INSERTs, many rows
+        per statement, no conflict handling (`rebuild`)."""
+        for chunk in _chunks(_job_rows(ws, records), 2000):
+            connection.execute(jobs.insert(), list(chunk))
+        query = sa.select(jobs.c.folder, jobs.c.pk).where(jobs.c.workspace_pk == ws)
+        pks = {folder: pk for folder, pk in connection.execute(query)}
+        self._insert_values(connection, pks, records)
+
     def _upsert_jobs(
         self, connection: sa.Connection, ws: int, records: Sequence[JobRecord]
     ) -> dict[str, int]:
-        now = time.time()
-        rows = [
-            {
-                "workspace_pk": ws,
-                "folder": r.folder,
-                "id": r.id,
-                "kind": r.kind,
-                "task": r.task,
-                "state": r.state,
-                "reason": r.reason,
-                "message": r.message,
-                "submitted": r.submitted,
-                "started": r.started,
-                "ended": r.ended,
-                "duration": r.duration,
-                "retries": r.retries,
-                "launcher": r.launcher,
-                "cluster_job_id": r.cluster_job_id,
-                "experiment": r.experiment,
-                # None keeps the stored tags (a state change); "{}" says there are none
-                "tags": None if r.params is None else json.dumps(r.tags, default=str),
-                "problems": json.dumps(r.problems) if r.problems else None,
-                "updated": now,
-            }
-            for r in records
-        ]
+        rows = _job_rows(ws, records)
         stmt = _insert(connection, jobs)
         updates = {name: stmt.excluded[name] for name in JOB_COLUMNS}
         # A record that does not know who launched the job keeps what the index knows.
@@ -244,20 +230,27 @@ class Store:
         self, connection: sa.Connection, pks: dict[str, int], records: Sequence[JobRecord]
     ) -> None:
         changed = [r for r in records if r.params is not None]  # None: keep params and tags
-        for table, key, attribute in ((job_params, "path", "params"), (job_tags, "name", "tags")):
-            if not changed:
-                continue
-            ids = [pks[r.folder] for r in changed]
-            for chunk in _chunks(ids):
+        ids = [pks[r.folder] for r in changed]
+        for chunk in _chunks(ids):
+            for table in (job_params, job_tags):
                 connection.execute(table.delete().where(table.c.job_pk.in_(chunk)))
-            rows = []
-            for record in changed:
-                pk = pks[record.folder]
-                values = record.params if attribute == "params" else _tag_values(record.tags)
-                assert values is not None
-                for name, (kind, num, text) in values.items():
-                    rows.append({"job_pk": pk, key: name, "kind": kind, "num": num, "text": text})
-            for chunk in _chunks(rows, 2000):
+        self._insert_values(connection, pks, changed)
+
+    def _insert_values(
+        self, connection: sa.Connection, pks: dict[str, int], records: Sequence[JobRecord]
+    ) -> None:
+        """Insert the parameters and tags of `records` (those whose `params` is known)."""
+        params, tags = [], []
+        for record in records:
+            if record.params is None:
+                continue
+            pk = pks[record.folder]
+            for path, (kind, num, text) in record.params.items():
+                params.append({"job_pk": pk, "path": path, "kind": kind, "num": num, "text": text})
+            for name, (kind, num, text) in _tag_values(record.tags).items():
+                tags.append({"job_pk": pk, "name": name, "kind": kind, "num": num, "text": text})
+        for table, rows in ((job_params, params), (job_tags, tags)):
+            for chunk in _chunks(rows, 5000):
                 connection.execute(table.insert(), list(chunk))
 
     def _link(self, connection: sa.Connection, ws: int, name: str, pks: list[int]) -> None:
@@ -292,9 +285,18 @@ class Store:
 
     def known_folders(self, folders: Sequence[str]) -> set[str]:
         """Which of `folders` the index holds."""
-        ws = self.workspace_pk
+        return set(self.states_of(folders))
+
+    def states_of(self, folders: Sequence[str]) -> dict[str, str]:
+        """folder -> state in the index, for those of `folders` it holds."""
+        found: dict[str, str] = {}
         with self.engine.connect() as connection:
-            return set(self._pks(connection, ws, folders))
+            for chunk in _chunks(folders):
+                query = sa.select(jobs.c.folder, jobs.c.state).where(
+                    jobs.c.workspace_pk == self.workspace_pk, jobs.c.folder.in_(chunk)
+                )
+                found.update({folder: state for folder, state in connection.execute(query)})
+        return found
 
     def delete_jobs(self, folders: Sequence[str]) -> None:
         """Remove the jobs of `folders` (their folders are gone) from the index."""
@@ -458,7 +460,8 @@ class Store:
         inner = self._job_query(where).with_only_columns(jobs.c.state).subquery()
         query = sa.select(inner.c.state, sa.func.count()).group_by(inner.c.state)
         with self.engine.connect() as connection:
-            return dict(_refusing_bad_patterns(connection, query, where).tuples().all())
+            rows = _refusing_bad_patterns(connection, query, where).all()
+            return {state: count for state, count in rows}
 
     def job_params(self, pk: int) -> dict[str, Any]:
         """The flattened parameters of one job, as plain values."""
@@ -567,6 +570,35 @@ def _refusing_bad_patterns(connection: sa.Connection, query: Any, where: str | N
             "PostgreSQL's patterns lack some of Python's forms, such as (?P<name>...)",
             where or "",
         ) from exc
+
+
+def _job_rows(ws: int, records: Sequence[JobRecord]) -> list[dict[str, Any]]:
+    now = time.time()
+    return [
+        {
+            "workspace_pk": ws,
+            "folder": r.folder,
+            "id": r.id,
+            "kind": r.kind,
+            "task": r.task,
+            "state": r.state,
+            "reason": r.reason,
+            "message": r.message,
+            "submitted": r.submitted,
+            "started": r.started,
+            "ended": r.ended,
+            "duration": r.duration,
+            "retries": r.retries,
+            "launcher": r.launcher,
+            "cluster_job_id": r.cluster_job_id,
+            "experiment": r.experiment,
+            # None keeps the stored tags (a state change); "{}" says there are none
+            "tags": None if r.params is None else json.dumps(r.tags, default=str),
+            "problems": json.dumps(r.problems) if r.problems else None,
+            "updated": now,
+        }
+        for r in records
+    ]
 
 
 def _tag_values(tags: dict[str, Any]) -> dict[str, Any]:

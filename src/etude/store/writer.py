@@ -12,9 +12,10 @@ Events, each a JSON list:
 - `["job", FOLDER, ID, TASK, STATE, REASON, MESSAGE, SUBMITTED, STARTED, ENDED, LAUNCHED,
   CLUSTER_JOB_ID, LAUNCHER]`: a job's state; LAUNCHED says this experiment started the
   current attempt;
-- `["use", FOLDER, TASK]`: a job the experiment uses but does not run (done before, or run by
-  another experiment): it is linked to the experiment, and read from its folder when the index
-  does not know it.
+- `["use", FOLDER, TASK, DONE]`: a job the experiment uses but does not run (done before, or
+  run by another experiment): it is linked to the experiment, and read from its folder when
+  the index does not know it, or holds it as not done while it is DONE (a late write of the
+  experiment that ran it, killed before it could say the job ended).
 """
 
 from __future__ import annotations
@@ -78,14 +79,14 @@ class IndexFeed:
 
     def _apply(self, batch: list[list[Any]]) -> None:
         jobs: dict[str, dict[str, Any]] = {}
-        used: dict[str, str] = {}
+        used: dict[str, tuple[str, bool]] = {}
         for event in batch:
             if event[0] == "job":
                 job = dict(zip(JOB_FIELDS, event[1:], strict=True))
                 jobs[job["folder"]] = job
                 used.pop(job["folder"], None)
             elif event[0] == "use":
-                used[event[1]] = event[2]
+                used[event[1]] = (event[2], bool(event[3:4] and event[3]))
                 jobs.pop(event[1], None)
             elif event[0] == "run":
                 self._write_run(event[1], None, None)
@@ -112,15 +113,14 @@ class IndexFeed:
             counts=counts,
         )
 
-    def _write_jobs(self, jobs: list[dict[str, Any]], used: dict[str, str]) -> None:
+    def _write_jobs(self, jobs: list[dict[str, Any]], used: dict[str, tuple[str, bool]]) -> None:
         records = [self._record(job) for job in jobs]
         if used:
-            known = self.store.known_folders(list(used))
-            records += [
-                read_job_folder(self.workspace, self._dir(folder, task))
-                for folder, task in used.items()
-                if folder not in known
-            ]
+            known = self.store.states_of(list(used))
+            for folder, (task, done) in used.items():
+                state = known.get(folder)
+                if state is None or (done and state != "done"):
+                    records.append(read_job_folder(self.workspace, self._dir(folder, task)))
         self.store.write_jobs(records, experiment=self.experiment, link=list(used))
 
     def _dir(self, folder: str, task: str) -> JobDir:
