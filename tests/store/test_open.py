@@ -81,6 +81,23 @@ def test_an_empty_database_is_migrated_to_the_schema_the_code_uses(store):
         assert compare_metadata(context, metadata) == []
 
 
+def test_the_revisions_from_scratch_build_the_schema_the_code_uses(workspace, store_env):
+    """An empty index is created from schema.py and stamped; the Alembic revisions, run one
+    after the other, must build exactly the same tables (else old indexes would differ)."""
+    location = locate(Workspace(workspace).path)
+    migrate_to(location, HEAD)
+    engine = create_engine(location)
+    try:
+        with engine.connect() as connection:
+            assert read_revision(connection) == HEAD
+            context = MigrationContext.configure(
+                connection, opts={"compare_type": True, "compare_server_default": True}
+            )
+            assert compare_metadata(context, metadata) == []
+    finally:
+        engine.dispose()
+
+
 def test_a_database_at_0001_is_upgraded_on_open_and_keeps_its_jobs(workspace, store_env, caplog):
     ws = Workspace(workspace)
     location = locate(ws.path)

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("etude.scheduler")
 
-FLUSH_INTERVAL = 0.25  # seconds between two batches
+FLUSH_INTERVAL = 0.5  # seconds between two batches: each costs the writer ~10 ms of CPU
 CLOSE_TIMEOUT = 60.0  # how long the experiment waits at exit for its last batch
 WRITER_MODULE = "etude.store.writer"
 

@@ -1,7 +1,8 @@
 """Connecting to the index database and bringing its schema up to date.
 
-Opening checks the schema revision with one query; only an old (or empty) database imports
-Alembic and migrates, under a lock (a file lock beside a SQLite file, an advisory lock on
+Opening checks the schema revision with one query; an empty database gets the current schema
+at once (stamped with the head revision), and only an old one imports Alembic and migrates.
+Either happens under a lock (a file lock beside a SQLite file, an advisory lock on
 PostgreSQL), so two processes opening an old index at once migrate it once: one migrates, the
 other waits and then finds it current. A database whose revision this etude does not know was
 written by a newer etude: opening it is refused with both versions named.
@@ -20,7 +21,7 @@ from sqlalchemy import event
 
 from ..workspace import FileLock
 from .location import StoreLocation
-from .schema import HEAD, REVISIONS
+from .schema import HEAD, REVISIONS, metadata
 
 logger = logging.getLogger("etude.store")
 
@@ -182,7 +183,27 @@ def _migration_lock(engine: sa.Engine, location: StoreLocation) -> Iterator[None
             connection.commit()
 
 
+def _create(engine: sa.Engine, location: StoreLocation) -> None:
+    """Make the schema of an empty database at once and stamp it `HEAD`: what the revisions
+    would build (a test compares both), without importing Alembic (a new workspace's first
+    experiment would pay a third of a second for it)."""
+    logger.info("etude: migrating the index at %s from an empty database to %s", location.display,
+                HEAD)
+    with write_transaction(engine) as connection:
+        metadata.create_all(connection)
+        version = sa.Table(
+            "alembic_version",
+            sa.MetaData(),
+            sa.Column("version_num", sa.String(32), primary_key=True),
+        )
+        version.create(connection)
+        connection.execute(version.insert().values(version_num=HEAD))
+
+
 def _upgrade(engine: sa.Engine, location: StoreLocation, revision: str | None) -> None:
+    if revision is None:
+        _create(engine, location)
+        return
     # Alembic is imported only here: a current database never pays for it.
     from alembic import command
     from alembic.config import Config

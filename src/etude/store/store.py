@@ -261,13 +261,16 @@ class Store:
             connection.execute(stmt, list(chunk))
 
     def _experiment_pk(self, connection: sa.Connection, ws: int, name: str) -> int:
+        query = sa.select(experiments.c.pk).where(
+            experiments.c.workspace_pk == ws, experiments.c.name == name
+        )
+        found = connection.execute(query).scalar()
+        if found is not None:
+            return int(found)
         connection.execute(
             _insert(connection, experiments)
             .values(workspace_pk=ws, name=name)
             .on_conflict_do_nothing(index_elements=["workspace_pk", "name"])
-        )
-        query = sa.select(experiments.c.pk).where(
-            experiments.c.workspace_pk == ws, experiments.c.name == name
         )
         return int(connection.execute(query).scalar_one())
 

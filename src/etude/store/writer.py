@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -32,6 +33,7 @@ from .records import JobRecord, Value, attempts_before, flatten_config, read_job
 
 logger = logging.getLogger("etude.store")
 
+NICENESS = 10
 JOB_FIELDS = (
     "folder", "id", "task", "state", "reason", "message", "submitted", "started", "ended",
     "launched", "cluster_job_id", "launcher",
@@ -213,6 +215,8 @@ def batches(stream: Any) -> Iterator[list[list[Any]]]:
 
 def main(argv: list[str]) -> int:
     logging.basicConfig(format="%(message)s", level=logging.WARNING)
+    # Below the experiment and its jobs: on a busy machine the index waits, not the work.
+    os.nice(NICENESS)
     workspace, experiment, started = Workspace(argv[0]), argv[1], float(argv[2])
     feed = IndexFeed(workspace, experiment, started, argv[3] if len(argv) > 3 else None)
     feed.open()
