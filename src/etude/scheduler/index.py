@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import select
 import subprocess
 import sys
 import threading
@@ -30,6 +31,7 @@ logger = logging.getLogger("etude.scheduler")
 FLUSH_INTERVAL = 0.5  # seconds between two batches: each costs the writer ~10 ms of CPU
 CLOSE_TIMEOUT = 60.0  # how long the experiment waits at exit for its last batch
 WRITER_MODULE = "etude.store.writer"
+WRITER_DONE = b"ended\n"  # what the writer prints once the run's end is in the index
 
 
 def job_event(job: Job, workspace: Workspace) -> list[Any]:
@@ -77,7 +79,7 @@ class IndexWriter:
         if self.store_url:
             argv.append(self.store_url)
         try:
-            self._process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+            self._process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         except OSError as exc:
             logger.warning("etude: cannot start the index writer (%s); no index for this run", exc)
             return
@@ -106,9 +108,15 @@ class IndexWriter:
             self._closing = True
             self._cond.notify_all()
         self._sender.join()
-        try:
-            self._process.wait(CLOSE_TIMEOUT)
-        except subprocess.TimeoutExpired:
+        process, self._process = self._process, None
+        assert process.stdout is not None
+        # The writer says `ended` once the run's end is written; its own exit (closing the
+        # database, the interpreter) is not waited for: a thread reaps it.
+        ready, _, _ = select.select([process.stdout], [], [], CLOSE_TIMEOUT)
+        if ready and process.stdout.readline() == WRITER_DONE:
+            threading.Thread(target=process.wait, name="etude-index-reaper", daemon=True).start()
+            return
+        if process.poll() is None:
             logger.warning(
                 "etude: the index did not answer within %.0f s; the experiment ends without "
                 "its last changes there. The job folders have them: run `etude index check "
@@ -116,8 +124,8 @@ class IndexWriter:
                 CLOSE_TIMEOUT,
                 self.workspace.path,
             )
-            self._process.kill()
-        self._process = None
+            process.kill()
+        process.wait()
 
     # -- the sender thread --------------------------------------------------------------------
     def _send(self) -> None:

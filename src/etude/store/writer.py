@@ -4,7 +4,9 @@ An experiment starts one and sends it, on its standard input, one JSON line per 
 events (see `etude.scheduler.index`); this process turns them into index writes. Running it
 apart keeps SQLAlchemy's import and every database round trip off the experiment's
 interpreter (and its GIL): submitting 10,000 jobs is not slowed by indexing them. When its
-input ends (the experiment ended, or died), it writes what it received and exits.
+input ends (the experiment ended, or died), it writes what it received and exits. After the
+run's end is written it prints `ended` on its standard output: the experiment waits for that
+line, not for this process to exit.
 
 Events, each a JSON list:
 - `["run", JOBS]`: the run started (or listed JOBS jobs so far);
@@ -223,6 +225,9 @@ def main(argv: list[str]) -> int:
     try:
         for batch in batches(sys.stdin.buffer):
             feed.apply(batch)  # after a failure, the rest is read and dropped: never block
+            if any(event[0] == "end" for event in batch):
+                sys.stdout.write("ended\n")  # the experiment waits for this, not for our exit
+                sys.stdout.flush()
     finally:
         feed.close()
     return 0
