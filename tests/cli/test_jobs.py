@@ -140,6 +140,18 @@ def test_list_where_sort_and_limit(demo, capsys):
     assert [ids[row["id"]] for row in rows] == ["x1", "x0"]
 
 
+def test_list_count_per_state(demo, capsys):
+    status, out, _ = run_cli(capsys, "jobs", "list", "--count", "--json", "-w", demo)
+    assert status == 0 and json.loads(out) == {"done": 3, "error": 1}
+    status, out, _ = run_cli(capsys, "jobs", "list", "--count", "--task", "hello", "-w", demo)
+    assert status == 0
+    assert [line.split() for line in out.splitlines()] == [
+        ["done", "2"],
+        ["error", "1"],
+        ["total", "3"],
+    ]
+
+
 def test_list_bad_where_points_at_the_mistake(demo, capsys):
     status, out, err = run_cli(capsys, "jobs", "list", "--where", "stat = done", "-w", demo)
     assert status == 2 and out == ""

@@ -214,6 +214,9 @@ def _list(workspace: Workspace, args: argparse.Namespace) -> int:
 
     try:
         store = open_index(workspace)
+        if args.count:
+            counts = with_index(store, lambda s: s.count_jobs(list_filter(args)))
+            return _print_counts(counts, args.json)
         rows = with_index(
             store,
             lambda s: s.query_jobs(
@@ -227,6 +230,17 @@ def _list(workspace: Workspace, args: argparse.Namespace) -> int:
         print(json.dumps([row.to_json(workspace) for row in rows], indent=2))
         return 0
     _print_table(workspace, rows)
+    return 0
+
+
+def _print_counts(counts: dict[str, int], as_json: bool) -> int:
+    ordered = {state: counts[state] for state in STATES if state in counts}
+    if as_json:
+        print(json.dumps(ordered))
+    else:
+        for state, count in ordered.items():
+            print(f"{state:<12} {count}")
+        print(f"{'total':<12} {sum(ordered.values())}")
     return 0
 
 
@@ -512,6 +526,9 @@ def _add_list(listing: argparse.ArgumentParser) -> None:
     )
     listing.add_argument(
         "--offset", type=_positive, default=0, metavar="N", help="skip the first N jobs"
+    )
+    listing.add_argument(
+        "--count", action="store_true", help="print how many jobs match, per state"
     )
     listing.add_argument("--json", action="store_true", help="print a JSON list")
     listing.set_defaults(handler=_list)
