@@ -19,7 +19,7 @@ from typing import Any
 
 from ..workspace import CorruptFileError, JobDir, JobStatus, Workspace, is_locked, read_status
 from ..workspace.layout import ETUDE_DIR, INFRA_JOB_NAME
-from ..workspace.status import DONE, ERROR, RUNNING, UNSCHEDULED, WAITING, process_alive
+from ..workspace.status import DONE, ERROR, status_when_not_done
 
 #: (kind, num, text) of a flattened value; see schema.job_params.
 Value = tuple[str, float | None, str | None]
@@ -246,37 +246,12 @@ def _status(markers: _Markers, ask_launcher: AskLauncher | None) -> JobStatus:
         return JobStatus(DONE, problems=problems)
     if problems and not os.path.exists(markers.path(DONE_FILE)):
         problems.clear()  # read_status opens it only if os.path.exists: a link loop is not
-    if markers.has(LOCK) and is_locked(Path(markers.path(LOCK))):
-        record = markers.read(PROCESS, problems) or {}
-        pid = record.get("pid")
-        return JobStatus(RUNNING, pid=pid if isinstance(pid, int) else None, problems=problems)
-    failed = markers.read(FAILED, problems)
-    if failed is not None:
-        reason = failed.get("reason")
-        return JobStatus(
-            ERROR,
-            reason=reason if isinstance(reason, str) else "error",
-            message=str(failed.get("message") or ""),
-            problems=problems,
-        )
-    process = markers.read(PROCESS, problems)
-    queued = ask_launcher(process) if process is not None and ask_launcher else None
-    if queued is not None:
-        state, why = queued
-        if state == "PENDING":
-            return JobStatus(WAITING, message=f"queued ({why})", problems=problems)
-        return JobStatus(RUNNING, message=state.lower(), problems=problems)
-    if process is not None:
-        return JobStatus(
-            ERROR,
-            reason="killed",
-            message="the job process ended without writing done or failed (killed?)",
-            problems=problems,
-        )
-    scheduled = markers.read(SCHEDULED, problems)
-    if scheduled is not None and process_alive(scheduled):
-        return JobStatus(WAITING, problems=problems)
-    return JobStatus(UNSCHEDULED, problems=problems)
+    return status_when_not_done(
+        markers.read,
+        lambda: markers.has(LOCK) and is_locked(Path(markers.path(LOCK))),
+        ask_launcher,
+        problems,
+    )
 
 
 def _number(value: Any) -> float | None:

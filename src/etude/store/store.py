@@ -317,27 +317,11 @@ class Store:
         run_write(self.engine, work)
 
     # -- experiments ------------------------------------------------------------------------
-    def write_experiment_run(
-        self,
-        name: str,
-        *,
-        started: float,
-        ended: float | None,
-        host: str | None,
-        pid: int | None,
-        create_time: float | None,
-        jobs_count: int,
-        counts: dict[str, int] | None,
-    ) -> None:
-        """Insert or update the run of experiment `name` that started at `started`."""
+    def write_experiment_run(self, name: str, **fields: Any) -> None:
+        """Insert or update the run of experiment `name` that started at `fields["started"]`
+        (the fields of `experiment_run_in`), in a transaction of its own."""
         ws = self.workspace_pk
-        run_write(
-            self.engine,
-            lambda connection: self.experiment_run_in(
-                connection, ws, name, started=started, ended=ended, host=host, pid=pid,
-                create_time=create_time, jobs_count=jobs_count, counts=counts,
-            ),
-        )
+        run_write(self.engine, lambda c: self.experiment_run_in(c, ws, name, **fields))
 
     def experiment_run_in(
         self,
@@ -353,7 +337,8 @@ class Store:
         jobs_count: int,
         counts: dict[str, int] | None,
     ) -> None:
-        """`write_experiment_run` inside the caller's transaction."""
+        """Insert or update the run of experiment `name` that started at `started`, inside the
+        caller's transaction; `counts` are the jobs per state once it ended."""
         values = {
             "ended": ended,
             "host": host,

@@ -124,11 +124,34 @@ def read_status(
     problems: list[str] = []
     if os.path.exists(job.done) and _read(job.done, problems) is not None:
         return JobStatus(DONE, problems=problems)
-    if is_locked(job.lock):
-        record = _read(job.process, problems) or {}
+    return status_when_not_done(
+        lambda name, met: _read(job.meta / name, met),
+        lambda: is_locked(job.lock),
+        ask_launcher,
+        problems,
+    )
+
+
+#: `read(NAME, problems)`: the JSON object of `.etude/NAME`, None if absent or unreadable
+#: (with the problem appended to `problems`).
+MarkerReader = Callable[[str, list[str]], "dict[str, Any] | None"]
+
+
+def status_when_not_done(
+    read: MarkerReader,
+    locked: Callable[[], bool],
+    ask_launcher: Callable[[dict[str, Any]], tuple[str, str] | None] | None,
+    problems: list[str],
+) -> JobStatus:
+    """The rest of `read_status`'s decision, for a job without a readable done marker, from
+    the markers `read` gives and whether its lock is held (`locked()`, asked only then).
+    Shared with the index's folder reader (etude.store.records), which reads markers its own
+    way."""
+    if locked():
+        record = read("process.json", problems) or {}
         pid = record.get("pid")
         return JobStatus(RUNNING, pid=pid if isinstance(pid, int) else None, problems=problems)
-    failed = _read(job.failed, problems)
+    failed = read("failed.json", problems)
     if failed is not None:
         reason = failed.get("reason")
         return JobStatus(
@@ -137,7 +160,7 @@ def read_status(
             message=str(failed.get("message") or ""),
             problems=problems,
         )
-    process = _read(job.process, problems)
+    process = read("process.json", problems)
     queued = ask_launcher(process) if process is not None and ask_launcher else None
     if queued is not None:
         state, why = queued
@@ -151,7 +174,7 @@ def read_status(
             message="the job process ended without writing done or failed (killed?)",
             problems=problems,
         )
-    scheduled = _read(job.scheduled, problems)
+    scheduled = read("scheduled.json", problems)
     if scheduled is not None and process_alive(scheduled):
         return JobStatus(WAITING, problems=problems)
     return JobStatus(UNSCHEDULED, problems=problems)
