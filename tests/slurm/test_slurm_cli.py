@@ -51,6 +51,8 @@ def test_running_slurm_job_is_cancelled_by_jobs_kill(
         st.wait_until((workspace / "started.json").exists, what="the job to start")
         row = listed(workspace, capsys)[0]
         assert row["state"] == "running"
+        # the index knows it as a Slurm job, with Slurm's job id
+        assert row["launcher"] == "slurm" and str(row["cluster_job_id"]).isdigit(), row
         assert main(["jobs", "kill", row["id"][:8], "-w", str(workspace)]) == 0
         out, _ = xp.communicate(timeout=60)
     finally:
