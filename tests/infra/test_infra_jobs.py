@@ -225,3 +225,18 @@ def test_infra_jobs_in_a_workspace_are_listed_by_the_cli(tmp_path: Path, capsys)
     assert main(["jobs", "list", "--json", "-w", str(tmp_path), *where]) == 0
     found = json.loads(capsys.readouterr().out)
     assert [row["id"] for row in found] == [task.infra.uid_folder().name]
+
+
+def test_results_computed_in_process_are_indexed_without_false_alarms(
+    tmp_path: Path, capsys
+) -> None:
+    """A cluster=None result has no params.json: it is listed done, as an infra job of its
+    method, with no "params.json missing" problem."""
+    from etude.cli import main
+
+    task = Counted(x=7, infra={"folder": tmp_path})  # type: ignore[arg-type]
+    assert task.process() == 14
+    assert main(["jobs", "list", "--json", "-w", str(tmp_path)]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert (row["id"], row["state"], row["kind"]) == (task.infra.uid_folder().name, "done", "infra")
+    assert row["task"] == "infra_models.Counted.process" and row["problems"] == []

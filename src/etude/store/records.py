@@ -296,18 +296,20 @@ def read_job_folder(
     markers = _Markers(str(job.path))
     problems: list[str] = []
     meta = markers.read(PARAMS, problems)
-    if meta is None and not problems:
+    infra = job.name == INFRA_JOB_NAME
+    # A pydantic-infra result computed in process (cluster=None) has no params.json: normal.
+    if meta is None and not problems and not infra:
         problems.append(
             f"{markers.path(PARAMS)}: missing (an interrupted submission, or not a job folder)"
         )
     meta = meta or {}
     task = meta.get("type")
     if not isinstance(task, str) or not task:
-        task = job.task_name
+        task = _infra_method(job) if infra else job.task_name
     tags = meta.get("tags")
     if not isinstance(tags, dict):
         tags = {}
-    kind = "infra" if job.name == INFRA_JOB_NAME and "infra" in meta else "task"
+    kind = "infra" if infra else "task"
     # `read_status` itself when the folder cannot be listed: it reports what it meets by name
     status = (
         _status(markers, ask_launcher)
@@ -342,6 +344,14 @@ def read_job_folder(
         params=_params(job, markers, meta, kind, problems),
         problems=problems + status.problems,
     )
+
+
+def _infra_method(job: JobDir) -> str:
+    """`MODULE.CLASS.METHOD` of a pydantic-infra folder (`METHOD,VERSION/UID[/jobs/CHUNK]`)."""
+    for folder in (job.path.parent, job.path.parent.parent.parent):
+        if "," in folder.name:
+            return folder.name.split(",", 1)[0]
+    return job.task_name
 
 
 def _last_launcher(markers: _Markers, attempts: list[str]) -> str | None:
