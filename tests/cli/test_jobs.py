@@ -88,6 +88,7 @@ def test_list_table_shows_short_ids_states_and_tags(demo, capsys):
         pytest.param(["--task", "XP.OTHER"], {"b"}, id="task-qualified"),
         pytest.param(["--task", "xp"], set(), id="task-not-a-prefix"),
         pytest.param(["--tag", "x=1"], {"x1"}, id="tag-value"),
+        pytest.param(["--tag", "x=1e0"], {"x1"}, id="tag-value-compared-as-a-number"),
         pytest.param(["--tag", "x"], {"x0", "x1", "x2"}, id="tag-exists"),
         pytest.param(["--tag", "x=1", "--tag", "name"], set(), id="tags-and"),
         pytest.param(
