@@ -153,6 +153,36 @@ def test_list_count_per_state(demo, capsys):
     ]
 
 
+def test_list_columns_show_parameters_tags_and_fields(demo, capsys):
+    ids = {job_id: key for key, job_id in job_ids(demo).items()}
+    rows = list_json(capsys, demo, "--columns", "params.x,tags.name,experiment")
+    columns = {ids[row["id"]]: row["columns"] for row in rows}
+    assert columns["x1"] == {"params.x": 1, "tags.name": None, "experiment": "demo"}
+    assert columns["b"] == {"params.x": None, "tags.name": "b", "experiment": "demo"}
+    status, out, _ = run_cli(capsys, "jobs", "list", "--columns", "params.x", "-w", demo)
+    short = job_ids(demo)["x2"][:12]
+    line = next(line for line in out.splitlines() if line.startswith(f" {short}"))
+    assert line.split()[-1] == "2"
+    status, _, err = run_cli(capsys, "jobs", "list", "--columns", "lr", "-w", demo)
+    assert status == 2 and "unknown column 'lr'" in err and "params.PATH" in err
+
+
+def test_diff_prints_the_parameters_two_jobs_differ_in(demo, capsys):
+    ids = job_ids(demo)
+    status, out, _ = run_cli(capsys, "jobs", "diff", ids["x0"][:8], ids["x2"][:8], "-w", demo)
+    assert status == 0
+    assert out.splitlines()[1:] == ["  x: 0 -> 2"]
+    status, out, _ = run_cli(
+        capsys, "jobs", "diff", ids["x0"][:8], ids["b"][:8], "--json", "-w", demo
+    )
+    data = json.loads(out)
+    assert (data["first"]["task"], data["second"]["task"]) == ("xp.Hello", "xp.Other")
+    assert {(c["path"], c["only_in"]) for c in data["changes"]} == {
+        ("x", "first"),
+        ("name", "second"),
+    }
+
+
 def test_list_bad_where_points_at_the_mistake(demo, capsys):
     status, out, err = run_cli(capsys, "jobs", "list", "--where", "stat = done", "-w", demo)
     assert status == 2 and out == ""

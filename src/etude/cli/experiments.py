@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..workspace import Workspace, WorkspaceError, process_alive
 from .index import open_index, with_index
+from .listing import print_table
 
 if TYPE_CHECKING:
     from ..store import ExperimentInfo, ExperimentRun
@@ -91,7 +92,6 @@ def _list(workspace: Workspace, args: argparse.Namespace) -> int:
 
 
 def _show(workspace: Workspace, args: argparse.Namespace) -> int:
-    from .jobs import _print_table  # one table of jobs for every command
 
     store = open_index(workspace)
     infos = with_index(store, lambda s: s.experiments(args.name))
@@ -121,7 +121,7 @@ def _show(workspace: Workspace, args: argparse.Namespace) -> int:
             f"{run.host or '?'}:{run.pid or '?'}{counts}"
         )
     sys.stdout.flush()
-    _print_table(workspace, rows)
+    print_table(workspace, rows)
     return 0
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import codecs
-import json
 import os
 import shutil
 import sys
@@ -28,21 +27,13 @@ from ..workspace import (
     read_json,
     read_status,
 )
-from ..workspace.status import DONE, ERROR, RUNNING, STATES, UNSCHEDULED, WAITING
-from .index import open_index, with_index
+from ..workspace.status import ERROR, RUNNING, UNSCHEDULED, WAITING
 from .kill import stop_job
+from .listing import add_diff, add_list, parse_state
 
 POLL_INTERVAL = 0.2  # seconds between two looks at a followed log or a job being stopped
 KILL_TIMEOUT = 10.0  # seconds `jobs kill` waits for the job to stop after SIGTERM
-STATE_ALIASES = {"failed": ERROR}
 CLEANABLE = (ERROR, UNSCHEDULED)
-STATE_STYLES = {
-    DONE: "green",
-    ERROR: "red",
-    RUNNING: "cyan",
-    WAITING: "yellow",
-    UNSCHEDULED: "dim",
-}
 
 
 # -- reading job folders ---------------------------------------------------------------------
@@ -132,16 +123,6 @@ def _read_params(job: JobDir, problems: list[str]) -> dict[str, Any]:
 
 
 # -- argument types --------------------------------------------------------------------------
-def parse_state(text: str) -> str:
-    """A job state name (`failed` is accepted for `error`), for argparse."""
-    state = STATE_ALIASES.get(text.lower(), text.lower())
-    if state not in STATES:
-        raise argparse.ArgumentTypeError(
-            f"unknown state {text!r}; choose from {', '.join(STATES)} ('failed' means error)"
-        )
-    return state
-
-
 def _parse_clean_state(text: str) -> str:
     state = parse_state(text)
     if state not in CLEANABLE:
@@ -149,132 +130,6 @@ def _parse_clean_state(text: str) -> str:
             f"jobs in state {state!r} are never cleaned; choose from {', '.join(CLEANABLE)}"
         )
     return state
-
-
-def _parse_tag(text: str) -> tuple[str, str | None]:
-    key, sep, value = text.partition("=")
-    if not key:
-        raise argparse.ArgumentTypeError(f"tag filter {text!r}: expected KEY=VALUE or KEY")
-    return key, value if sep else None
-
-
-# -- jobs list -------------------------------------------------------------------------------
-def _quoted(text: str) -> str:
-    """`text` as a string literal of the filter grammar."""
-    return json.dumps(text)
-
-
-def _tag_condition(key: str, value: str | None) -> str:
-    """`--tag KEY[=VALUE]` as a filter: a value that reads as a number or a boolean matches
-    tags with that value (`--tag lr=0.1`, `--tag flag=true`), else the text."""
-    name = f"tags.{key}" if key.isidentifier() else f"tags.{_quoted(key)}"
-    if value is None:
-        return f"tags has {_quoted(key)}"
-    if value.lower() in ("true", "false"):
-        return f"{name} = {value.lower()}"
-    try:
-        float(value)
-    except ValueError:
-        return f"{name} = {_quoted(value)}"
-    return f"({name} = {value} or {name} = {_quoted(value)})"
-
-
-def list_filter(args: argparse.Namespace) -> str | None:
-    """The filter of `jobs list`: `--where` and the `--state/--task/--tag` shortcuts, joined."""
-    parts = []
-    if args.where:
-        from ..store.filters import compile_job_filter  # errors point into the user's text
-
-        compile_job_filter(args.where)
-        parts.append(f"({args.where})")
-    if args.state:
-        parts.append(f"state in ({', '.join(args.state)})")
-    if args.task:
-        parts.append(f"task in ({', '.join(_quoted(task) for task in args.task)})")
-    parts.extend(_tag_condition(key, value) for key, value in args.tag or ())
-    return " and ".join(parts) or None
-
-
-def _tags_text(tags: dict[str, Any]) -> str:
-    return ", ".join(f"{key}={value}" for key, value in tags.items())
-
-
-def _duration_text(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
-
-
-def _list(workspace: Workspace, args: argparse.Namespace) -> int:
-    from ..store import FilterError  # imported here: the store loads SQLAlchemy
-
-    try:
-        store = open_index(workspace)
-        if args.count:
-            counts = with_index(store, lambda s: s.count_jobs(list_filter(args)))
-            return _print_counts(counts, args.json)
-        rows = with_index(
-            store,
-            lambda s: s.query_jobs(
-                list_filter(args), sort=args.sort, limit=args.limit, offset=args.offset
-            ),
-        )
-    except FilterError as exc:
-        print(f"etude: bad --where/--sort: {exc}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps([row.to_json(workspace) for row in rows], indent=2))
-        return 0
-    _print_table(workspace, rows)
-    return 0
-
-
-def _print_counts(counts: dict[str, int], as_json: bool) -> int:
-    ordered = {state: counts[state] for state in STATES if state in counts}
-    if as_json:
-        print(json.dumps(ordered))
-    else:
-        for state, count in ordered.items():
-            print(f"{state:<12} {count}")
-        print(f"{'total':<12} {sum(ordered.values())}")
-    return 0
-
-
-def _print_table(workspace: Workspace, rows: list[Any]) -> None:
-    # rich is imported here, not at module level, so that `import etude` stays fast.
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    console = Console()
-    if not rows:
-        console.print(f"No jobs match in {escape(str(workspace.jobs))}.", highlight=False)
-        return
-    table = Table(
-        "ID", "TASK", "STATE", "REASON", "TAGS", "DURATION", box=None, header_style="bold"
-    )
-    for row in rows:
-        state = f"[{STATE_STYLES.get(row.state, '')}]{row.state}[/]"
-        if row.problems:
-            state += " [yellow](!)[/]"
-        table.add_row(
-            row.id[:12],
-            escape(row.task),
-            state,
-            escape(row.reason or ""),
-            escape(_tags_text(row.tags)),
-            _duration_text(row.duration),
-        )
-    table.columns[0].no_wrap = True
-    table.columns[2].no_wrap = True
-    console.print(table, highlight=False)
-    for row in rows:
-        for problem in row.problems:
-            console.print(f"[yellow](!)[/] {row.id[:12]}: {escape(problem)}", highlight=False)
 
 
 # -- jobs log --------------------------------------------------------------------------------
@@ -458,7 +313,10 @@ def register(groups: Commands[argparse.ArgumentParser], common: argparse.Argumen
     """Add `jobs` and its sub-commands to `groups`; `common` holds the shared options."""
     group = groups.add_parser("jobs", help="list, follow, stop and clean jobs")
     commands = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    _add_list(commands.add_parser("list", parents=[common], help="list jobs and their states"))
+    add_list(commands.add_parser("list", parents=[common], help="list jobs and their states"))
+    add_diff(
+        commands.add_parser("diff", parents=[common], help="the parameters two jobs differ in")
+    )
     _add_log(commands.add_parser("log", parents=[common], help="print a job's output"))
     kill = commands.add_parser("kill", parents=[common], help="stop a running job (SIGTERM)")
     kill.add_argument("job", metavar="ID", help=ID_HELP)
@@ -488,60 +346,6 @@ def register(groups: Commands[argparse.ArgumentParser], common: argparse.Argumen
     path = commands.add_parser("path", parents=[common], help="print a job's folder")
     path.add_argument("job", metavar="ID", help=ID_HELP)
     path.set_defaults(handler=_path)
-
-
-def _add_list(listing: argparse.ArgumentParser) -> None:
-    listing.add_argument(
-        "--state",
-        action="append",
-        type=parse_state,
-        metavar="STATE",
-        help=f"only jobs in this state ({', '.join(STATES)}; failed = error); repeat for several",
-    )
-    listing.add_argument(
-        "--task",
-        action="append",
-        metavar="NAME",
-        help="only jobs of this task: xp.learn or learn (case-insensitive)",
-    )
-    listing.add_argument(
-        "--tag",
-        action="append",
-        type=_parse_tag,
-        metavar="KEY[=VALUE]",
-        help="only jobs with this tag (and value); repeat to require several",
-    )
-    listing.add_argument(
-        "--where",
-        metavar="FILTER",
-        help='a filter such as \'params.lr < 0.01 and tags.model = "cnn"\' (see docs/store.md)',
-    )
-    listing.add_argument(
-        "--sort",
-        metavar="FIELDS",
-        help="sort by these fields, comma-separated; -FIELD for descending (default: task, id)",
-    )
-    listing.add_argument(
-        "--limit", type=_positive, metavar="N", help="show at most N jobs (default: all)"
-    )
-    listing.add_argument(
-        "--offset", type=_positive, default=0, metavar="N", help="skip the first N jobs"
-    )
-    listing.add_argument(
-        "--count", action="store_true", help="print how many jobs match, per state"
-    )
-    listing.add_argument("--json", action="store_true", help="print a JSON list")
-    listing.set_defaults(handler=_list)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
 
 
 def _add_log(log: argparse.ArgumentParser) -> None:

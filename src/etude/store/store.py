@@ -457,6 +457,19 @@ class Store:
         with self.engine.connect() as connection:
             return {row["path"]: _plain(row) for row in connection.execute(query).mappings()}
 
+    def params_of(self, pks: Sequence[int], paths: Sequence[str]) -> dict[int, dict[str, Any]]:
+        """pk -> {path: value} of the parameters `paths` of the jobs `pks` (one query per 500
+        jobs)."""
+        found: dict[int, dict[str, Any]] = {}
+        with self.engine.connect() as connection:
+            for chunk in _chunks(list(pks)):
+                query = sa.select(job_params).where(
+                    job_params.c.job_pk.in_(chunk), job_params.c.path.in_(list(paths))
+                )
+                for row in connection.execute(query).mappings():
+                    found.setdefault(row["job_pk"], {})[row["path"]] = _plain(row)
+        return found
+
     def live_jobs(self) -> list[tuple[str, str]]:
         """(folder, state) of the jobs the index holds as not ended."""
         live = ("running", "waiting", "unscheduled")  # IN, not NOT IN: uses ix_jobs_state
