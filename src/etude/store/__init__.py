@@ -11,7 +11,8 @@ from .location import StoreConfigError, StoreLocation, locate
 from .open import open_store
 from .reconcile import Changes, check, rebuild, refresh
 from .records import JobRecord, read_job_folder
-from .store import ExperimentInfo, ExperimentRun, JobRow, Store
+from .rows import ExperimentInfo, ExperimentRun, JobRow
+from .store import Store
 
 __all__ = [
     "Changes",

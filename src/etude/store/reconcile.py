@@ -30,7 +30,8 @@ from ..workspace import CorruptFileError, JobDir, Workspace, read_json
 from ..workspace.layout import ETUDE_DIR, INFRA_JOB_NAME, short_name
 from .database import run_write
 from .records import AskLauncher, JobRecord, read_folder_status, read_job_folder, relative_folder
-from .store import JobRow, Store
+from .rows import JobRow
+from .store import Store
 
 logger = logging.getLogger("etude.store")
 

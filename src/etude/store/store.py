@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,6 +16,15 @@ from ..workspace import Workspace
 from .database import StoreError, create_engine, ensure_schema, run_write
 from .location import StoreLocation
 from .records import JobRecord
+from .rows import (
+    ExperimentInfo,
+    ExperimentRun,
+    JobRow,
+    job_row,
+    job_rows,
+    plain_value,
+    tag_values,
+)
 from .schema import (
     experiment_runs,
     experiments,
@@ -29,58 +37,6 @@ from .schema import (
 )
 
 CHUNK = 500  # keys per IN (...) list and rows per statement
-
-
-@dataclass
-class JobRow:
-    """A job as read back from the index."""
-
-    pk: int
-    folder: str
-    id: str
-    kind: str
-    task: str
-    state: str
-    reason: str | None
-    message: str | None
-    submitted: float | None
-    started: float | None
-    ended: float | None
-    duration: float | None
-    retries: int
-    launcher: str | None
-    cluster_job_id: str | None
-    experiment: str | None
-    tags: dict[str, Any]
-    problems: list[str]
-
-    def to_json(self, workspace: Workspace) -> dict[str, Any]:
-        data = {k: v for k, v in self.__dict__.items() if k != "pk"}
-        data["path"] = str(workspace.path / self.folder)
-        return data
-
-
-@dataclass
-class ExperimentRun:
-    started: float
-    ended: float | None
-    host: str | None
-    pid: int | None
-    create_time: float | None
-    jobs: int
-    counts: dict[str, int] | None
-
-
-@dataclass
-class ExperimentInfo:
-    name: str
-    runs: list[ExperimentRun] = field(default_factory=list)
-    job_count: int = 0
-    states: dict[str, int] = field(default_factory=dict)  # states of its jobs now
-
-    @property
-    def last(self) -> ExperimentRun | None:
-        return self.runs[-1] if self.runs else None
 
 
 def _insert(connection: sa.Connection, table: sa.Table) -> Any:
@@ -195,7 +151,7 @@ class Store:
     ) -> None:
         """Insert `records`, new to this workspace's (emptied) index: plain INSERTs, many rows
         per statement, no conflict handling (`rebuild`)."""
-        for chunk in _chunks(_job_rows(ws, records), 2000):
+        for chunk in _chunks(job_rows(ws, records), 2000):
             connection.execute(jobs.insert(), list(chunk))
         query = sa.select(jobs.c.folder, jobs.c.pk).where(jobs.c.workspace_pk == ws)
         pks = {folder: pk for folder, pk in connection.execute(query)}
@@ -204,7 +160,7 @@ class Store:
     def _upsert_jobs(
         self, connection: sa.Connection, ws: int, records: Sequence[JobRecord]
     ) -> dict[str, int]:
-        rows = _job_rows(ws, records)
+        rows = job_rows(ws, records)
         stmt = _insert(connection, jobs)
         updates = {name: stmt.excluded[name] for name in JOB_COLUMNS}
         # A record that does not know who launched the job keeps what the index knows.
@@ -247,7 +203,7 @@ class Store:
             pk = pks[record.folder]
             for path, (kind, num, text) in record.params.items():
                 params.append({"job_pk": pk, "path": path, "kind": kind, "num": num, "text": text})
-            for name, (kind, num, text) in _tag_values(record.tags).items():
+            for name, (kind, num, text) in tag_values(record.tags).items():
                 tags.append({"job_pk": pk, "name": name, "kind": kind, "num": num, "text": text})
         for table, rows in ((job_params, params), (job_tags, tags)):
             for chunk in _chunks(rows, 5000):
@@ -441,7 +397,7 @@ class Store:
         query = query.order_by(*order).offset(offset or None).limit(limit)
         with self.engine.connect() as connection:
             rows = _refusing_bad_patterns(connection, query, where)
-            return [_job_row(row) for row in rows.mappings()]
+            return [job_row(row) for row in rows.mappings()]
 
     def count_jobs(self, where: str | None = None) -> dict[str, int]:
         """How many jobs match `where`, per state."""
@@ -455,7 +411,7 @@ class Store:
         """The flattened parameters of one job, as plain values."""
         query = sa.select(job_params).where(job_params.c.job_pk == pk).order_by(job_params.c.path)
         with self.engine.connect() as connection:
-            return {row["path"]: _plain(row) for row in connection.execute(query).mappings()}
+            return {row["path"]: plain_value(row) for row in connection.execute(query).mappings()}
 
     def params_of(self, pks: Sequence[int], paths: Sequence[str]) -> dict[int, dict[str, Any]]:
         """pk -> {path: value} of the parameters `paths` of the jobs `pks` (one query per 500
@@ -467,7 +423,7 @@ class Store:
                     job_params.c.job_pk.in_(chunk), job_params.c.path.in_(list(paths))
                 )
                 for row in connection.execute(query).mappings():
-                    found.setdefault(row["job_pk"], {})[row["path"]] = _plain(row)
+                    found.setdefault(row["job_pk"], {})[row["path"]] = plain_value(row)
         return found
 
     def live_jobs(self) -> list[tuple[str, str]]:
@@ -573,84 +529,4 @@ def _refusing_bad_patterns(connection: sa.Connection, query: Any, where: str | N
         ) from exc
 
 
-def _job_rows(ws: int, records: Sequence[JobRecord]) -> list[dict[str, Any]]:
-    now = time.time()
-    return [
-        {
-            "workspace_pk": ws,
-            "folder": r.folder,
-            "id": r.id,
-            "kind": r.kind,
-            "task": r.task,
-            "state": r.state,
-            "reason": r.reason,
-            "message": r.message,
-            "submitted": r.submitted,
-            "started": r.started,
-            "ended": r.ended,
-            "duration": r.duration,
-            "retries": r.retries,
-            "launcher": r.launcher,
-            "cluster_job_id": r.cluster_job_id,
-            "experiment": r.experiment,
-            # None keeps the stored tags (a state change); "{}" says there are none
-            "tags": None if r.params is None else json.dumps(r.tags, default=str),
-            "problems": json.dumps(r.problems) if r.problems else None,
-            "updated": now,
-        }
-        for r in records
-    ]
-
-
-def _tag_values(tags: dict[str, Any]) -> dict[str, Any]:
-    from .records import typed_value
-
-    return {str(name): typed_value(value) for name, value in tags.items()}
-
-
-def _plain(row: Any) -> Any:
-    kind, num, text = row["kind"], row["num"], row["text"]
-    if kind == "bool":
-        return bool(num)
-    if kind == "int":
-        return int(text)
-    if kind == "float":
-        return float(text)
-    if kind == "null":
-        return None
-    if kind in ("list", "json"):
-        return json.loads(text)
-    return text
-
-
-def _json(text: str | None, empty: Any) -> Any:
-    try:
-        return json.loads(text) if text else empty
-    except ValueError:
-        return empty
-
-
-def _job_row(row: Any) -> JobRow:
-    return JobRow(
-        pk=row["pk"],
-        folder=row["folder"],
-        id=row["id"],
-        kind=row["kind"],
-        task=row["task"],
-        state=row["state"],
-        reason=row["reason"],
-        message=row["message"],
-        submitted=row["submitted"],
-        started=row["started"],
-        ended=row["ended"],
-        duration=row["duration"],
-        retries=row["retries"],
-        launcher=row["launcher"],
-        cluster_job_id=row["cluster_job_id"],
-        experiment=row["experiment"],
-        tags=_json(row["tags"], {}),
-        problems=_json(row["problems"], []),
-    )
-
-
-__all__ = ["ExperimentInfo", "ExperimentRun", "JobRow", "Store", "StoreError"]
+__all__ = ["Store", "StoreError"]
