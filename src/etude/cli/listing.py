@@ -236,9 +236,6 @@ def print_table(
 
 
 # -- jobs diff -------------------------------------------------------------------------------
-MISSING = object()
-
-
 def _indexed(store: Store, workspace: Workspace, reference: str) -> JobRow:
     """The index's row of the job that `reference` names (see `Workspace.find_job`)."""
     job = workspace.find_job(reference)
@@ -251,27 +248,12 @@ def _indexed(store: Store, workspace: Workspace, reference: str) -> JobRow:
     return rows[0]
 
 
-def parameter_changes(
-    first: dict[str, Any], second: dict[str, Any]
-) -> list[tuple[str, Any, Any]]:
-    """(path, first value, second value) for every path whose values differ; MISSING for a
-    path one side lacks. Sorted by path."""
-    changes = []
-    for path in sorted(set(first) | set(second)):
-        a, b = first.get(path, MISSING), second.get(path, MISSING)
-        if a != b or type(a) is not type(b):
-            changes.append((path, a, b))
-    return changes
-
-
-def _shown(value: Any) -> str:
-    return "(absent)" if value is MISSING else json.dumps(value)
-
-
 def _diff(workspace: Workspace, args: argparse.Namespace) -> int:
     store = open_index(workspace)
     first = with_index(store, lambda s: _indexed(s, workspace, args.jobs[0]))
     second = with_index(store, lambda s: _indexed(s, workspace, args.jobs[1]))
+    from ..store.compare import MISSING, parameter_changes, shown
+
     changes = parameter_changes(store.job_params(first.pk), store.job_params(second.pk))
     if args.json:
         print(json.dumps({
@@ -289,7 +271,7 @@ def _diff(workspace: Workspace, args: argparse.Namespace) -> int:
     if first.task != second.task:
         print(f"  task: {first.task} -> {second.task}")
     for path, a, b in changes:
-        print(f"  {path}: {_shown(a)} -> {_shown(b)}")
+        print(f"  {path}: {shown(a)} -> {shown(b)}")
     if not changes and first.task == second.task:
         print("  same parameters (they differ only in values left out of identifiers)")
     return 0

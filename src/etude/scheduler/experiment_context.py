@@ -139,6 +139,7 @@ class Experiment:
         try:
             if self.dry_run:
                 if exc_type is None:
+                    self.plan.explain_new(self.workspace, self.settings.store)
                     self.plan.print(self.workspace)
                 return
             self._finish(exc_type)

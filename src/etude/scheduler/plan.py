@@ -28,6 +28,7 @@ class DryRunPlan:
         folder = job.dir
         if check_done(folder, repair=False):
             entry = PlannedJob(job, "reuse", "done before")
+            job.reused = True
         elif is_locked(folder.lock):
             entry = PlannedJob(job, "wait", "running in another process")
         elif folder.failed.exists():
@@ -45,6 +46,28 @@ class DryRunPlan:
         self.entries.append(entry)
         self._by_id[job.id] = entry
         return entry
+
+    def explain_new(self, workspace: Workspace, store_url: str | None) -> None:
+        """For each new job, name the closest done job of its task and the values that differ
+        (read from the index when there is one, else from the task's folders)."""
+        from ..store.compare import changes_text, closest, done_jobs_of_task, plain
+        from ..store.records import flatten_config
+
+        by_task: dict[str, list[PlannedJob]] = {}
+        for entry in self.entries:
+            if entry.action == "run" and entry.why.startswith("new"):
+                by_task.setdefault(entry.job.type_name, []).append(entry)
+        for type_name, entries in by_task.items():
+            done = list(done_jobs_of_task(workspace, type_name, store_url))
+            if not done:
+                continue
+            root = entries[0].job.dir.name  # the task's own values: `learn.lr`
+            for entry in entries:
+                params = plain(flatten_config(entry.job.config_params))
+                found = closest(iter(done), params)
+                if found is not None:
+                    name, changes = found
+                    entry.why += f" (closest done: {name}: {changes_text(changes, f'{root}.')})"
 
     def print(self, workspace: Workspace, stream: IO[str] | None = None) -> None:
         out = stream or sys.stdout
