@@ -27,10 +27,11 @@ class Learn(Task):
 
 if __name__ == "__main__":
     dry = os.environ.get("DRY") == "1"
-    with experiment(sys.argv[1], "xp", dry_run=dry):
+    with experiment(sys.argv[1], "xp", dry_run=dry) as xp:
         if dry:
             Learn.C(lr=0.01, model=Model.C(hidden=128)).submit()  # new
             Learn.C(lr=0.01, model=Model.C()).submit()            # done before
+            print("reused flags:", [job.reused for job in xp.jobs])
         else:
             Learn.C(lr=0.01, model=Model.C()).submit()
             Learn.C(lr=0.5, model=Model.C(hidden=32)).submit()
@@ -70,7 +71,7 @@ def test_a_new_job_names_the_closest_done_job_and_what_differs(
             path.unlink()
     before = snapshot(workspace)
     out = run(tmp_path, workspace, dry=True)
-    lines = out.splitlines()
+    lines = out[out.index("etude dry run") :].splitlines()
     assert "1 of 2 job(s) would run" in lines[0]
     new = next(line for line in lines if line.split()[0] == "run")
     # closest: lr=0.01/hidden=64 (one change), not lr=0.5/hidden=32 (two); values are named
@@ -79,6 +80,7 @@ def test_a_new_job_names_the_closest_done_job_and_what_differs(
     assert new.endswith(": learn.model.hidden: 64 -> 128)"), new
     reused = next(line for line in lines if line.split()[0] == "reuse")
     assert reused.endswith("done before")
+    assert "reused flags: [False, True]" in out, "the plan's reused jobs say so"
     assert snapshot(workspace) == before, "a dry run writes nothing (not even an index)"
 
 
