@@ -42,4 +42,4 @@ def test_training_cut_by_the_time_limit_resumes_to_the_uninterrupted_result(
     assert int(found["attempts"]) > 1
     assert found["matches uninterrupted training"] == "yes"
     assert 0 < float(found["final loss"]) < 0.5  # 40 epochs bring it down from about 5
-    assert "timed out: starting attempt 2" in result.stdout
+    assert "timed out: starting attempt 2" in result.stderr

@@ -111,7 +111,7 @@ def test_second_process_waits_for_a_job_running_elsewhere(tmp_path: Path, worksp
     )
     first.wait(timeout=60)
     assert second.returncode == 0, second.stderr
-    assert "running in another process" in second.stdout
+    assert "running in another process" in second.stderr
     assert log.read_text().split() == ["long"]
 
 

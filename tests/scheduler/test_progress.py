@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -65,7 +66,9 @@ def test_without_terminal_prints_plain_lines(tmp_path: Path):
         [sys.executable, script, tmp_path / "ws"], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 1
-    assert "\x1b[" not in result.stdout
-    lines = result.stdout.splitlines()
-    assert sum(line.endswith(" done") for line in lines) == 3
-    assert lines[-1] == "etude: 3 done, 1 error"
+    assert result.stdout == "", "progress is status: it goes to standard error"
+    assert "\x1b[" not in result.stderr
+    lines = result.stderr.splitlines()
+    done = [line for line in lines if re.search(r" done in \d+\.\ds$", line)]
+    assert len(done) == 3, lines  # each with its elapsed time
+    assert "etude: 3 done, 1 error" in lines  # the summary, before the ExperimentFailed traceback

@@ -43,12 +43,15 @@ def blocking_experiment(workspace: str, extra_options: list[str]) -> None:
 
 
 def start_blocking_experiment(workspace: Path, extra_options: list[str]) -> subprocess.Popen:
-    """Start `blocking_experiment` in a child process; its stdout is a pipe."""
+    """Start `blocking_experiment` in a child process; its stdout and stderr (where progress
+    goes) are one pipe."""
     code = (
         f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import slurm_tasks; "
         f"slurm_tasks.blocking_experiment({str(workspace)!r}, {extra_options!r})"
     )
-    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 class Echo(Task):

@@ -1,4 +1,8 @@
-"""What an experiment shows while it runs: a live summary on a terminal, plain lines otherwise."""
+"""What an experiment shows while it runs: a live summary on a terminal, plain lines otherwise.
+
+Progress is status, not a result: it goes to standard error, so that a script's own output on
+standard output stays clean to pipe or parse.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,27 @@ from typing import IO, Any
 from .job import DONE, ERROR, RUNNING, WAITING, Job
 
 
+def _elapsed(job: Job) -> str:
+    if job.started_at is None or job.ended_at is None:
+        return ""
+    seconds = max(0.0, job.ended_at - job.started_at)
+    if seconds < 60:
+        return f" in {seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f" in {hours}h{minutes:02d}m" if hours else f" in {minutes}m{secs:02d}s"
+
+
+def job_label(job: Job) -> str:
+    """`task/short-id [tag=value, ...]`: the tags tell apart jobs of one task."""
+    if not job.tags:
+        return job.name
+    return f"{job.name} [{', '.join(f'{k}={v}' for k, v in job.tags.items())}]"
+
+
 def _describe(job: Job) -> str:
     if job.state == DONE:
-        return "done (reused)" if job.reused else "done"
+        return "done (reused)" if job.reused else f"done{_elapsed(job)}"
     if job.state == ERROR:
         return f"error ({job.reason})"
     if job.state == WAITING and job.retries:
@@ -26,7 +48,7 @@ class Progress:
     """Reports job changes. On a TTY: a live table (rich); else one line per change."""
 
     def __init__(self, stream: IO[str] | None = None, live: bool | None = None) -> None:
-        self.stream = stream or sys.stdout
+        self.stream = stream or sys.stderr
         self.live = self.stream.isatty() if live is None else live
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
@@ -70,7 +92,9 @@ class Progress:
         with self._lock:
             self._jobs[job.id] = job
         if job.state == ERROR:
-            self._line(f"etude: {job.name} failed: {job.reason}: {job.message or ''}".rstrip(": "))
+            failure = f"{job.reason}: {job.message or ''}".rstrip(": ")
+            after = f" (after {_elapsed(job)[4:]})" if _elapsed(job) else ""
+            self._line(f"etude: {job_label(job)} failed: {failure}{after}")
             if job.dir.stderr.exists():
                 self._line(f"       log: {job.dir.stderr}")
         elif self._display is not None:
@@ -78,7 +102,7 @@ class Progress:
         elif job.reused:
             pass  # counted in the summary: a rerun of 10,000 done jobs stays one line
         elif job.state != WAITING or job.elsewhere or job.retries:
-            self._line(f"etude: {job.name} {_describe(job)}")
+            self._line(f"etude: {job_label(job)} {_describe(job)}")
 
     def _line(self, text: str) -> None:
         if self._console is not None:
