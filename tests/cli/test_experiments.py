@@ -102,6 +102,17 @@ def test_running_then_interrupted_experiment(start_sleepy, workspace, capsys):
 
 
 def test_empty_workspace(workspace, capsys):
+    (workspace / "jobs").mkdir()  # what an experiment makes first
     status, out, _ = run_cli(capsys, "experiments", "list", "-w", workspace)
     assert status == 0 and "No experiments" in out
     assert _experiments(capsys, workspace) == {}
+
+
+def test_a_folder_that_is_no_workspace_is_a_one_line_error_and_stays_untouched(
+    workspace, capsys
+):
+    for command in (["experiments", "list"], ["jobs", "list"], ["index", "rebuild"]):
+        status, out, err = run_cli(capsys, *command, "-w", workspace)
+        assert status == 2 and out == ""
+        assert "is not an etude workspace" in err and err.count("\n") == 1
+    assert list(workspace.iterdir()) == [], "no index was created there"

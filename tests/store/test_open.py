@@ -158,6 +158,7 @@ def test_an_index_from_a_newer_etude_is_refused_and_left_alone(workspace, store_
     if location.path is not None:  # not mistaken for a corrupt file and moved aside
         assert location.path.exists()
         assert list(location.path.parent.glob("*.corrupt-*")) == []
+    (workspace / "jobs").mkdir(exist_ok=True)  # a workspace (its index may be on PostgreSQL)
     cli = subprocess.run(
         [sys.executable, "-m", "etude.cli", "index", "check", "-w", str(workspace)],
         capture_output=True,

@@ -8,6 +8,7 @@ deleted job or a job that ended on a cluster node as still running.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -26,8 +27,26 @@ class IndexUnavailable(WorkspaceError):
     """The index cannot be opened or read; the message says why and what to do."""
 
 
+def is_workspace(workspace: Workspace) -> bool:
+    """Whether the folder holds anything of etude's: `jobs/`, `experiments/`, `.etude/`, or
+    pydantic-infra cache folders (`MODULE.CLASS.METHOD,VERSION/`)."""
+    path = workspace.path
+    if any((path / name).is_dir() for name in ("jobs", "experiments", ".etude")):
+        return True
+    try:
+        return any("," in entry.name and entry.is_dir() for entry in os.scandir(path))
+    except OSError:
+        return False
+
+
 def open_index(workspace: Workspace, *, refresh: bool = True) -> Store:
-    """The workspace's index, reconciled with its folders. Raises `IndexUnavailable`."""
+    """The workspace's index, reconciled with its folders. Raises `IndexUnavailable`, and
+    `WorkspaceError` for a folder that is not a workspace (where nothing is created)."""
+    if not is_workspace(workspace):
+        raise WorkspaceError(
+            f"{workspace.path} is not an etude workspace (no jobs/ or experiments/ in it); pass "
+            "the folder given to experiment(...) with --workspace PATH."
+        )
     # The store (SQLAlchemy) is imported here: commands that do not read it stay fast.
     from ..store import StoreError, open_store
     from ..store import refresh as reconcile
