@@ -10,6 +10,10 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
+from etude.workspace import Workspace, read_status
+
 SCRIPT = """
 import sys, time
 from pathlib import Path
@@ -191,3 +195,39 @@ def test_bad_experiment_exits_nonzero_naming_failed_jobs(tmp_path: Path, workspa
     assert "boom 7" in result.stderr and "boom.err" in result.stderr
     params = next((workspace / "jobs").rglob("params.json"))
     assert json.loads(params.read_text())["type"] == "fail.Boom"
+
+
+@pytest.mark.parametrize(
+    ("raised", "message"),
+    [
+        pytest.param("sys.exit(3)", "SystemExit: 3", id="sys-exit"),
+        pytest.param("{}['lr']", "KeyError: 'lr'", id="key-error"),
+        pytest.param("raise ValueError('boom')", "ValueError: boom", id="value-error"),
+    ],
+)
+def test_failure_message_names_the_exception_type(
+    tmp_path: Path, workspace: Path, raised: str, message: str
+):
+    script = write(
+        tmp_path,
+        "failing.py",
+        f"""
+        import sys
+        from etude import Task, experiment
+
+        class Fails(Task):
+            def execute(self):
+                {raised}
+
+        if __name__ == "__main__":
+            with experiment(sys.argv[1], "failing"):
+                Fails.C().submit()
+        """,
+    )
+    result = subprocess.run(
+        [sys.executable, script, workspace], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert f"failed: error: {message}" in result.stderr, result.stderr
+    [job] = Workspace(workspace).iter_job_dirs()
+    assert read_status(job).message == message

@@ -54,7 +54,7 @@ def test_terminal_shows_live_summary_and_failures_with_log_path(tmp_path: Path):
     status, output = run_in_terminal(script, str(tmp_path / "ws"))
     assert status == 1
     assert "\x1b[" in output  # drawn by the live display (terminal control sequences)
-    assert "progress.step/" in output and "failed: error: step two fails" in output
+    assert "progress.step/" in output and "failed: error: ValueError: step two fails" in output
     assert "step.err" in output
     assert "etude: 3 done, 1 error" in output
 

@@ -72,7 +72,11 @@ def test_experiment_writes_its_jobs_params_tags_and_run(tmp_path, workspace, sto
     assert set(jobs) == {0.1, 0.01, 0.9}
     done, failed = jobs[0.1], jobs[0.9]
     assert (done["task"], done["state"], done["reason"]) == ("learn.Learn", "done", None)
-    assert (failed["state"], failed["reason"], failed["message"]) == ("error", "error", "too big")
+    assert (failed["state"], failed["reason"], failed["message"]) == (
+        "error",
+        "error",
+        "ValueError: too big",
+    )
     assert done["params"] == {
         "lr": 0.1,
         "model": "learn.Model",

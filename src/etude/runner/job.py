@@ -46,7 +46,8 @@ def _fail(job: JobDir, exc: BaseException, started: float) -> int:
     record: dict[str, Any] = {
         "reason": reason,
         "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
-        "message": str(exc),
+        # `KeyError: 'lr'`, `SystemExit: 3`: the type says what the text alone does not
+        "message": "".join(traceback.format_exception_only(type(exc), exc)).strip(),
         "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
         "started": started,
         "ended": time.time(),
