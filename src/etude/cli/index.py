@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from ..launchers.slurm_queue import recorded_job_state
 from ..workspace import Workspace, WorkspaceError
@@ -111,15 +111,12 @@ def _check(workspace: Workspace, args: argparse.Namespace) -> int:
     for folder, was, now in changes.updated:
         print(f"differs: {folder}: index {was}, folder {now} ({verb} updated)")
     if not changes:
-        print(f"The index agrees with the {len(_all(store))} job folders of {workspace.path}.")
+        count = sum(store.count_jobs().values())
+        print(f"The index agrees with the {count} job folders of {workspace.path}.")
         return 0
     count = len(changes.added) + len(changes.removed) + len(changes.updated)
     print(f"{count} difference(s) {'found' if args.dry_run else 'repaired'}.")
     return 1
-
-
-def _all(store: Store) -> list[Any]:
-    return store.query_jobs()
 
 
 def _integrity(store: Store) -> str | None:

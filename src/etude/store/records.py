@@ -12,7 +12,7 @@ import json
 import math
 import os
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -389,11 +389,3 @@ def _params(
             f"{markers.path(PARAMS)}: parameters cannot be read ({type(exc).__name__}: {exc})"
         )
         return {}
-
-
-def iter_records(
-    workspace: Workspace, ask_launcher: AskLauncher | None = None
-) -> Iterator[JobRecord]:
-    """A record for every job folder of `workspace` (see `Workspace.iter_job_dirs`)."""
-    for job in workspace.iter_job_dirs():
-        yield read_job_folder(workspace, job, ask_launcher)

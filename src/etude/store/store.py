@@ -230,22 +230,6 @@ class Store:
         )
         return int(connection.execute(query).scalar_one())
 
-    def link_jobs(self, experiment: str, folders: Sequence[str]) -> None:
-        """Record that `experiment` uses the jobs in `folders` (those in the index)."""
-        if not folders:
-            return
-        ws = self.workspace_pk
-
-        def work(connection: sa.Connection) -> None:
-            pks = self._pks(connection, ws, sorted(set(folders)))
-            self._link(connection, ws, experiment, list(pks.values()))
-
-        run_write(self.engine, work)
-
-    def known_folders(self, folders: Sequence[str]) -> set[str]:
-        """Which of `folders` the index holds."""
-        return set(self.states_of(folders))
-
     def states_of(self, folders: Sequence[str]) -> dict[str, str]:
         """folder -> state in the index, for those of `folders` it holds."""
         found: dict[str, str] = {}
@@ -458,15 +442,6 @@ class Store:
                         found[folder] = state
         return found
 
-    def all_folders(self) -> dict[str, str]:
-        """folder -> state of every job in the index."""
-        query = sa.select(jobs.c.folder, jobs.c.state).where(
-            jobs.c.workspace_pk == self.workspace_pk
-        )
-        with self.engine.connect() as connection:
-            return {folder: state for folder, state in connection.execute(query)}
-
-    # -- scanned folders --------------------------------------------------------------------
     def scanned(self) -> dict[str, float]:
         query = sa.select(scanned_dirs.c.path, scanned_dirs.c.mtime).where(
             scanned_dirs.c.workspace_pk == self.workspace_pk
