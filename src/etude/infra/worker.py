@@ -18,6 +18,7 @@ from pathlib import Path
 from types import FrameType
 
 from ..config.runtime import TaskCancelled
+from ..runner.hooks import job_ended, job_started
 from ..workspace import FileLock
 from .pickling import read_payload
 from .results import job_dir, payload_path, process_record, store_failure, write_json_quick
@@ -39,9 +40,13 @@ def run_folder(path: Path, *, in_job_process: bool) -> BaseException | None:
             return None  # computed while this process waited for its turn
         write_json_quick(job.process, process_record(sys.argv if in_job_process else None))
         owner, field, items, meta = read_payload(payload_path(job), in_job_process=in_job_process)
+        job_started(job.path)
         owner.__dict__[field]._run_job(job, items, meta, started)
+        job_ended("completed")
         return None
     except BaseException as exc:
+        job_ended("aborted" if isinstance(exc, TaskCancelled) else "failed",
+                  f"{type(exc).__name__}: {exc}")
         store_failure(job, exc, started)
         if in_job_process:
             traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)

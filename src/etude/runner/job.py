@@ -29,6 +29,7 @@ from ..workspace import (
 )
 from ..workspace.layout import short_name
 from .cancel import Cancellation
+from .hooks import job_ended, job_started
 
 
 def _flush() -> None:
@@ -154,6 +155,7 @@ def run_job(script: str | os.PathLike[str]) -> int:
     started = time.time()
     cancellation = Cancellation(job, started)
     cancellation.install()
+    job_started(job.path)
     try:
         task = _prepare(job)
         os.chdir(job.path)
@@ -165,12 +167,16 @@ def run_job(script: str | os.PathLike[str]) -> int:
             import traceback  # lazily: only stopped jobs need it
 
             traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+            job_ended("aborted", cancellation.reason)
             _flush()
             return cancellation.finish()
+        job_ended("failed", f"{type(exc).__name__}: {exc}")
         return _fail(job, exc, started)
     if cancellation.reason is not None:  # the task swallowed TaskCancelled
+        job_ended("aborted", cancellation.reason)
         _flush()
         return cancellation.finish()
+    job_ended("completed")
     _flush()
     write_json_atomic(job.done, {"started": started, "ended": time.time()})
     return 0

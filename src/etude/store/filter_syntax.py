@@ -71,15 +71,28 @@ class FilterError(ValueError):
 # -- the AST (str() gives the filter back, with parentheses showing the grouping) -------------
 @dataclass(frozen=True)
 class Field:
-    """`name` or `name.path` (`params.model.lr`: name `params`, path `model.lr`)."""
+    """`name` or `name.path` (`params.model.lr`: name `params`, path `model.lr`). `parts` are
+    the path's dotted parts as written: a part quoted with backticks may hold dots
+    (metrics.`val.loss`.train: parts `val.loss`, `train`)."""
 
     name: str
     path: str | None
     column: int
+    parts: tuple[str, ...] = ()
+
+    @property
+    def path_parts(self) -> tuple[str, ...]:
+        if self.parts:
+            return self.parts
+        return () if self.path is None else tuple(self.path.split("."))
 
     def __str__(self) -> str:
         if self.path is None:
             return self.name
+        if self.parts and any("." in p or not _PLAIN_PATH.fullmatch(p) for p in self.parts):
+            shown = ".".join(p if _PLAIN_PATH.fullmatch(p) and "." not in p else f"`{p}`"
+                             for p in self.parts)
+            return f"{self.name}.{shown}"
         return f"{self.name}.{self.path if _PLAIN_PATH.fullmatch(self.path) else _quote(self.path)}"
 
 
@@ -204,14 +217,54 @@ def _tokenize(text: str) -> list[_Token]:
                 hint = f"use {fix!r}" if fix else f"valid operators: {OPERATOR_HELP}"
                 raise FilterError(f"unknown operator {match[0]!r}", at + 1, hint)
             token = _Token("op", match[0], match[0], at)
-        elif match := _WORD.match(text, at):
-            kind = "number" if _NUMBER.fullmatch(match[0]) else "word"
-            token = _Token(kind, match[0], match[0], at)
+        elif char == "`" or _WORD.match(text, at):
+            token = _read_word(text, at)
         else:
             raise FilterError(f"unexpected character {char!r}", at + 1, "quote values holding it")
         tokens.append(token)
         at = token.end
     return [*tokens, _Token("end", "", "", len(text))]
+
+
+def _read_word(text: str, start: int) -> _Token:
+    """A bare word or number, in which backticks may quote parts (metrics.`val/loss`.x)."""
+    at = start
+    while at < len(text):
+        if text[at] == "`":
+            close = text.find("`", at + 1)
+            if close < 0:
+                raise FilterError("unclosed backtick", at + 1, "close the quoted part with `")
+            at = close + 1
+        elif match := _WORD.match(text, at):
+            at = match.end()
+        else:
+            break
+    word = text[start:at]
+    kind = "number" if _NUMBER.fullmatch(word) else "word"
+    return _Token(kind, word, word, start)
+
+
+def _split_parts(word: str, column: int) -> list[str]:
+    """The dotted parts of a field written with backtick-quoted parts."""
+    parts, current, at = [], "", 0
+    while at < len(word):
+        char = word[at]
+        if char == "`":
+            close = word.index("`", at + 1)
+            current += word[at + 1 : close]
+            at = close + 1
+            continue
+        if char == ".":
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+        at += 1
+    parts.append(current)
+    if any(not part for part in parts):
+        raise FilterError(f"invalid field name {word!r}", column,
+                          "each dotted part needs a name: metrics.`val/loss`.train")
+    return parts
 
 
 def _read_string(text: str, start: int) -> _Token:
@@ -329,6 +382,12 @@ class _Parser:
         if token.kind != "word" or token.value.lower() in KEYWORDS:
             raise FilterError(f"expected a field name, got {token.describe()}", token.column,
                               'for example state = error, params.lr < 0.01, tags has debug')
+        if "`" in token.text:
+            parts = _split_parts(token.text, token.column)
+            if not _FIELD.fullmatch(parts[0]) or len(parts) < 2:
+                raise FilterError(f"invalid field name {token.text!r}", token.column,
+                                  "quote the parts after the field's name: metrics.`a.b`.c")
+            return Field(parts[0], ".".join(parts[1:]), token.column, tuple(parts[1:]))
         quoted, name = self.peek(), token.text.removesuffix(".")
         if quoted.kind == "string" and quoted.start == token.end and _NAME.fullmatch(token.text):
             self.take()  # params."a key"

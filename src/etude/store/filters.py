@@ -99,7 +99,8 @@ class ColumnField(FieldResolver):
     literal or raises FilterError; `ordered` columns take <, <=, >, >=, the others ~."""
 
     def __init__(
-        self, name: str, column: sa.Column[Any], convert: Callable[[str, Value], Any] | None = None,
+        self, name: str, column: sa.ColumnElement[Any],
+        convert: Callable[[str, Value], Any] | None = None,
         ordered: bool = False,
     ) -> None:
         super().__init__(name)
@@ -121,7 +122,8 @@ class ColumnField(FieldResolver):
 
     def _not_null(self, condition: Condition) -> Condition:
         # NULL would make `not` drop the row too; an absent value is simply not equal.
-        return sa.and_(self.column.is_not(None), condition) if self.column.nullable else condition
+        nullable = getattr(self.column, "nullable", True)  # an expression may be NULL
+        return sa.and_(self.column.is_not(None), condition) if nullable else condition
 
     def equals(self, items: Sequence[Any]) -> Condition:
         return _is_in(self.column, items)
@@ -358,7 +360,19 @@ def _condition(
     if op == "has" and field.path is not None:
         raise FilterError("'has' takes the name after it", column,
                           f"write {field.name} has {_quote(field.path)}")
-    return resolver.condition(field.path, op, values)
+    return resolver.condition(_path_of(field, resolver), op, values)
+
+
+def _path_of(field: Field, resolver: FieldResolver) -> str | None:
+    """The path handed to a resolver: as written, or for resolvers that read dotted parts
+    (`takes_parts`, e.g. metrics.TITLE.SERIES) the parts joined by PART_SEPARATOR, so that a
+    backtick-quoted part may hold dots."""
+    if field.path is None or not getattr(resolver, "takes_parts", False):
+        return field.path
+    return PART_SEPARATOR.join(field.path_parts)
+
+
+PART_SEPARATOR = "\x1f"
 
 
 def _operator_error(
@@ -402,7 +416,7 @@ def sort_by(
     try:
         for field, descending in _sort_fields(spec or ""):
             resolver = _resolve(field, fields, "sort field", need_path=True)
-            for key in resolver.sort_keys(field.path):
+            for key in resolver.sort_keys(_path_of(field, resolver)):
                 keys.append(sa.nulls_last(key.desc() if descending else key.asc()))
     except FilterError as error:
         raise error.located(spec or "") from None

@@ -147,6 +147,7 @@ class Changes:
     removed: list[str] = field(default_factory=list)
     updated: list[tuple[str, str, str]] = field(default_factory=list)  # folder, was, now
     problems: list[str] = field(default_factory=list)
+    runs: int = 0  # run rows written or removed
 
     def __bool__(self) -> bool:
         return bool(self.added or self.removed or self.updated)
@@ -188,6 +189,9 @@ def refresh(store: Store, ask_launcher: AskLauncher | None = None) -> Changes:
             _forget_scanned(store, gone)
     if first:
         ingest_experiments(store)
+    from .runs import refresh_runs
+
+    changes.runs = refresh_runs(store)
     return changes
 
 
@@ -352,11 +356,13 @@ def rebuild(store: Store, ask_launcher: AskLauncher | None = None) -> int:
         store.clear_in(connection, ws)
         store.insert_jobs_in(connection, ws, records)
         ingest_experiments(store, connection)
+        from .runs import rebuild_runs_in
         from .schema import scanned_dirs
 
         rows = [{"workspace_pk": ws, "path": p, "mtime": m} for p, m in sorted(current.items())]
         if rows:
             connection.execute(scanned_dirs.insert(), rows)
+        rebuild_runs_in(store, connection, ws)
 
     run_write(store.engine, work)
     return len(records)

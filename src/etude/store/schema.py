@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 #: Alembic revisions, oldest first; the last one is the schema this code reads and writes.
-REVISIONS = ("0001", "0002")
+REVISIONS = ("0001", "0002", "0003")
 HEAD = REVISIONS[-1]
 
 metadata = sa.MetaData()
@@ -138,4 +138,98 @@ scanned_dirs = sa.Table(
     ),
     sa.Column("path", sa.Text, primary_key=True),  # relative to the workspace
     sa.Column("mtime", sa.Double, nullable=False),
+)
+
+
+# -- revision 0003: tracked runs ----------------------------------------------------------
+#: One row per run: a `Run.init()` run (kind "run", folder `runs/ID`) or the run of a job of
+#: front doors 1 and 2 (kind "job", folder: the job's, `job_pk` its row). Written only by
+#: readers' reconciliation from the run folders (see `runs.py`).
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True),
+    sa.Column(
+        "workspace_pk", sa.Integer, sa.ForeignKey("workspaces.pk", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("id", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("folder", sa.Text, nullable=False),  # relative to the workspace
+    sa.Column("job_pk", sa.Integer, sa.ForeignKey("jobs.pk", ondelete="CASCADE")),
+    sa.Column("project", sa.String(512), nullable=False),
+    sa.Column("name", sa.String(512), nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(32)),
+    sa.Column("message", sa.Text),
+    sa.Column("comment", sa.Text),
+    sa.Column("parent", sa.String(64)),
+    sa.Column("tags", sa.Text),  # JSON list, as shown
+    sa.Column("host", sa.String(255)),
+    sa.Column("created", sa.Double),
+    sa.Column("started", sa.Double),
+    sa.Column("ended", sa.Double),
+    sa.Column("modified", sa.Double),
+    sa.Column("heartbeat", sa.Double),
+    sa.Column("archived", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("outputs", sa.Integer, nullable=False, server_default="0"),  # artifacts + models
+    sa.Column("updated", sa.Double, nullable=False),
+    sa.UniqueConstraint("workspace_pk", "id", name="uq_runs_id"),
+    sa.Index("ix_runs_project", "workspace_pk", "project"),
+    sa.Index("ix_runs_state", "workspace_pk", "state"),
+    sa.Index("ix_runs_created", "workspace_pk", "created"),
+    sa.Index("ix_runs_job", "job_pk"),
+)
+
+
+def _run_values(name: str, key: str, *extra: sa.Column[object]) -> sa.Table:
+    """A side table of typed values of runs (parameters, tags, user properties)."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("run_pk", sa.Integer, sa.ForeignKey("runs.pk", ondelete="CASCADE"),
+                  primary_key=True),
+        sa.Column(key, sa.String(512), primary_key=True),
+        *extra,
+        sa.Column("kind", sa.String(8), nullable=False),
+        sa.Column("num", sa.Double),
+        sa.Column("text", sa.Text),
+    )
+
+
+#: `path` is "Section/key"; `key` the part after the section, for `params.KEY`.
+run_params = _run_values("run_params", "path", sa.Column("key", sa.String(512), nullable=False))
+sa.Index("ix_run_params_key", run_params.c.key, run_params.c.num)
+sa.Index("ix_run_params_path", run_params.c.path, run_params.c.num)
+run_tags = _run_values("run_tags", "name")
+sa.Index("ix_run_tags_name", run_tags.c.name, run_tags.c.text)
+run_properties = _run_values("run_properties", "key")
+sa.Index("ix_run_properties_key", run_properties.c.key, run_properties.c.num)
+
+#: The summary of each scalar series: NaN is NULL here (the run's files keep it).
+run_metrics = sa.Table(
+    "run_metrics",
+    metadata,
+    sa.Column("run_pk", sa.Integer, sa.ForeignKey("runs.pk", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("title", sa.String(255), primary_key=True),
+    sa.Column("series", sa.String(255), primary_key=True),
+    sa.Column("last", sa.Double),
+    sa.Column("min", sa.Double),
+    sa.Column("max", sa.Double),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("iteration", sa.BigInteger),
+    sa.Index("ix_run_metrics_last", "title", "series", "last"),
+)
+
+#: Where each workspace's reconciliation stopped reading `runs/edits.log`.
+run_edits = sa.Table(
+    "run_edits",
+    metadata,
+    sa.Column(
+        "workspace_pk", sa.Integer, sa.ForeignKey("workspaces.pk", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("offset", sa.BigInteger, nullable=False),
 )

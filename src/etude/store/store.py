@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,7 +16,7 @@ import sqlalchemy as sa
 from ..workspace import Workspace
 from .database import StoreError, create_engine, ensure_schema, run_write
 from .location import StoreLocation
-from .records import JobRecord
+from .records import JobRecord, Value
 from .rows import (
     ExperimentInfo,
     ExperimentRun,
@@ -32,6 +33,12 @@ from .schema import (
     job_params,
     job_tags,
     jobs,
+    run_edits,
+    run_metrics,
+    run_params,
+    run_properties,
+    run_tags,
+    runs,
     scanned_dirs,
     workspaces,
 )
@@ -143,6 +150,7 @@ class Store:
         ordered = [latest[key] for key in sorted(latest)]  # one order: no deadlocks on PG
         pks = self._upsert_jobs(connection, ws, ordered)
         self._replace_values(connection, pks, ordered)
+        self._write_job_runs(connection, ws, pks, ordered)
         if experiment is not None:
             self._link(connection, ws, experiment, list(pks.values()))
 
@@ -156,6 +164,38 @@ class Store:
         query = sa.select(jobs.c.folder, jobs.c.pk).where(jobs.c.workspace_pk == ws)
         pks = {folder: pk for folder, pk in connection.execute(query)}
         self._insert_values(connection, pks, records)
+        self._write_job_runs(connection, ws, pks, records)
+
+    def _write_job_runs(
+        self, connection: sa.Connection, ws: int, pks: dict[str, int],
+        records: Sequence[JobRecord],
+    ) -> None:
+        """The run rows of these jobs (SPEC: a job is also a run). A record that does not
+        carry its parameters takes them, and the tags, from the index."""
+        from .runs import job_run, write_runs_in
+
+        unknown = [pks[r.folder] for r in records if r.params is None]
+        stored = self._stored_values(connection, unknown) if unknown else {}
+        runs = []
+        for record in records:
+            if record.params is None:
+                params, tags = stored.get(pks[record.folder], ({}, {}))
+                record = replace(record, params=params, tags=record.tags or tags)
+            runs.append(job_run(self.workspace.path, record))
+        write_runs_in(connection, ws, runs, pks)
+
+    def _stored_values(
+        self, connection: sa.Connection, pks: Sequence[int]
+    ) -> dict[int, tuple[dict[str, Value], dict[str, Any]]]:
+        found: dict[int, tuple[dict[str, Value], dict[str, Any]]] = {pk: ({}, {}) for pk in pks}
+        for chunk in _chunks(pks):
+            query = sa.select(job_params).where(job_params.c.job_pk.in_(chunk))
+            for row in connection.execute(query):
+                found[row.job_pk][0][row.path] = (row.kind, row.num, row.text)
+            query = sa.select(job_tags).where(job_tags.c.job_pk.in_(chunk))
+            for row in connection.execute(query):
+                found[row.job_pk][1][row.name] = plain_value(row._mapping)
+        return found
 
     def _upsert_jobs(
         self, connection: sa.Connection, ws: int, records: Sequence[JobRecord]
@@ -250,6 +290,7 @@ class Store:
         def work(connection: sa.Connection) -> None:
             pks = list(self._pks(connection, ws, sorted(folders)).values())
             for chunk in _chunks(pks):
+                connection.execute(runs.delete().where(runs.c.job_pk.in_(chunk)))
                 for table in (job_params, job_tags, job_experiments):
                     connection.execute(table.delete().where(table.c.job_pk.in_(chunk)))
                 connection.execute(jobs.delete().where(jobs.c.pk.in_(chunk)))
@@ -443,8 +484,10 @@ class Store:
         return found
 
     def scanned(self) -> dict[str, float]:
+        """Modification times of the folders holding job folders, as last listed (the runs
+        folder's, kept in the same table, is left out: `runs.refresh_runs` reads it)."""
         query = sa.select(scanned_dirs.c.path, scanned_dirs.c.mtime).where(
-            scanned_dirs.c.workspace_pk == self.workspace_pk
+            scanned_dirs.c.workspace_pk == self.workspace_pk, scanned_dirs.c.path != "runs"
         )
         with self.engine.connect() as connection:
             return {path: mtime for path, mtime in connection.execute(query)}
@@ -474,6 +517,11 @@ class Store:
 
     def clear_in(self, connection: sa.Connection, ws: int) -> None:
         """`clear` inside the caller's transaction."""
+        run_pks = sa.select(runs.c.pk).where(runs.c.workspace_pk == ws).scalar_subquery()
+        for table in (run_params, run_tags, run_properties, run_metrics):
+            connection.execute(table.delete().where(table.c.run_pk.in_(run_pks)))
+        connection.execute(runs.delete().where(runs.c.workspace_pk == ws))
+        connection.execute(run_edits.delete().where(run_edits.c.workspace_pk == ws))
         job_pks = sa.select(jobs.c.pk).where(jobs.c.workspace_pk == ws).scalar_subquery()
         for table in (job_params, job_tags, job_experiments):
             connection.execute(table.delete().where(table.c.job_pk.in_(job_pks)))

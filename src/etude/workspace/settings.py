@@ -11,6 +11,16 @@ workspaces:
 ```
 `experiment("main", ...)` opens the workspace whose `id` is `main`; `experiment(folder, ...)`
 uses the entry whose `path` is that folder, if any.
+
+Two more top-level keys serve run tracking (`etude.tracking`):
+```yaml
+default_workspace: main    # Run.init() without workspace= and without ETUDE_WORKSPACE
+tracking:
+  reuse_hours: 72          # Run.init reuses the last run of a project/name this recent
+  debug_samples: 100       # images and media kept per title/series (the last ones)
+  env: [CUDA_*, SLURM_JOB_ID]   # environment variables recorded with each run
+  flush_seconds: 0.5       # how often buffered points are written
+```
 """
 
 from __future__ import annotations
@@ -41,11 +51,14 @@ def settings_path() -> Path:
     return Path(base) / "etude" / "settings.yaml"
 
 
-def load_workspaces(path: Path | None = None) -> list[WorkspaceSettings]:
-    """The `workspaces` entries of the settings file (none if the file does not exist)."""
-    path = path or settings_path()
+TRACKING_DEFAULTS: dict[str, Any] = {
+    "reuse_hours": 72.0, "debug_samples": 100, "env": [], "flush_seconds": 0.5,
+}
+
+
+def _load(path: Path) -> dict[str, Any]:
     if not path.exists():
-        return []
+        return {}
     import yaml  # lazily: most runs have no settings file
 
     try:
@@ -54,6 +67,45 @@ def load_workspaces(path: Path | None = None) -> list[WorkspaceSettings]:
         raise SettingsError(f"{path}: not valid YAML ({exc}).") from exc
     if not isinstance(data, dict):
         raise SettingsError(f"{path}: expected a mapping with a 'workspaces' list at the top.")
+    return data
+
+
+def load_tracking(path: Path | None = None) -> dict[str, Any]:
+    """The `tracking` settings merged over TRACKING_DEFAULTS, checked."""
+    path = path or settings_path()
+    section = _load(path).get("tracking") or {}
+    if not isinstance(section, dict):
+        raise SettingsError(f"{path}: tracking must be a mapping (keys: "
+                            f"{', '.join(TRACKING_DEFAULTS)}).")
+    unknown = set(section) - set(TRACKING_DEFAULTS)
+    if unknown:
+        raise SettingsError(f"{path}: tracking: unknown key(s) {', '.join(sorted(unknown))}; "
+                            f"valid keys: {', '.join(TRACKING_DEFAULTS)}.")
+    merged = {**TRACKING_DEFAULTS, **section}
+    for key in ("reuse_hours", "debug_samples", "flush_seconds"):
+        value = merged[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise SettingsError(f"{path}: tracking.{key} must be a number >= 0, got {value!r}.")
+    if not isinstance(merged["env"], list) or not all(isinstance(v, str) for v in merged["env"]):
+        raise SettingsError(f"{path}: tracking.env must be a list of variable names or "
+                            "patterns such as CUDA_*.")
+    return merged
+
+
+def default_workspace(path: Path | None = None) -> str | None:
+    """The settings' `default_workspace` (an id or a path), if any."""
+    path = path or settings_path()
+    value = _load(path).get("default_workspace")
+    if value is not None and not isinstance(value, str):
+        raise SettingsError(f"{path}: default_workspace must be a workspace id or a path, "
+                            f"got {value!r}.")
+    return value
+
+
+def load_workspaces(path: Path | None = None) -> list[WorkspaceSettings]:
+    """The `workspaces` entries of the settings file (none if the file does not exist)."""
+    path = path or settings_path()
+    data = _load(path)
     entries = data.get("workspaces") or []
     if not isinstance(entries, list):
         raise SettingsError(f"{path}: 'workspaces' must be a list of entries with 'path'.")

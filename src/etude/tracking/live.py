@@ -1,0 +1,386 @@
+"""Live runs: starting a run in this process, recording it, and closing it.
+
+`start_run` makes (or reuses, or continues) the run folder, writes `run.json` and
+`status.json`, and starts the recorder thread; console capture, resource monitoring, the
+framework hooks and the environment capture start after it, the capture in a background
+thread, so that `Run.init()` returns in a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..workspace import read_json, write_atomic, write_json_atomic
+from ..workspace.run_folder import RunFolder, job_run_folder, job_run_id, runs_root
+from ..workspace.settings import load_tracking
+from . import process
+from .errors import RunStateError
+from .logger import Logger
+from .recorder import Recorder
+from .run import (
+    RUN_TYPES,
+    Run,
+    current_live,
+    is_reusable,
+    last_pointer,
+    new_run_id,
+    running_status,
+    set_current,
+)
+from .sections import check_tags
+from .where import resolve_workspace
+
+logger = logging.getLogger("etude.tracking")
+JOB_FOLDER_ENV = "ETUDE_JOB_FOLDER"
+_capture_cache: dict[str, Any] = {}
+
+
+class LiveRun:
+    """What this process holds while it records a run."""
+
+    def __init__(
+        self,
+        run: Run,
+        meta: dict[str, Any],
+        recorder: Recorder,
+        settings: dict[str, Any],
+        offset: int,
+    ) -> None:
+        self.run = run
+        self.meta = meta
+        self.recorder = recorder
+        self.settings = settings
+        self.logger = Logger(recorder, int(settings["debug_samples"]), offset)
+        self.console: Any = None
+        self.monitor: Any = None
+        self.capture_thread: threading.Thread | None = None
+        self.lock = threading.RLock()
+        self.closed = False
+        self.attached = False  # started for this process (a job's run): Run.init returns it
+
+    def edit(self, change: Any) -> dict[str, Any]:
+        with self.lock:
+            if self.closed:
+                return self.run._folder.update_meta(change)
+            meta = self.run._folder.update_meta(change)
+            self.meta.clear()
+            self.meta.update(meta)
+            return self.meta
+
+    def wait_capture(self, timeout: float = 30.0) -> None:
+        thread = self.capture_thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def flush_console(self) -> None:
+        if self.console is not None:
+            self.console.flush()
+
+    def close(self, state: str, reason: str | None, message: str | None, text: str | None) -> None:
+        """Stop recording: hooks, monitor, console, then the last points and the final
+        status. Safe to call twice (the second call does nothing)."""
+        with self.lock:
+            if self.closed:
+                return
+            self.closed = True
+        self.logger.closed = True
+        if self.monitor is not None:
+            self.monitor.stop()
+        if self.console is not None:
+            self.console.stop()
+        self.wait_capture(10.0)
+        status = self.recorder.status
+        status.update(state=state, ended=time.time())
+        for key, value in (("reason", reason), ("message", message), ("traceback", text)):
+            if value is not None:
+                status[key] = value
+        self.recorder.stop()
+        if current_live() is self.run:
+            set_current(None)
+            process.clear()
+        self.run._meta, self.run._status = dict(self.meta), dict(status)
+        self.run._live = None
+
+
+def start_run(
+    cls: type[Run],
+    *,
+    project: str,
+    name: str,
+    type: str,
+    tags: list[str],
+    workspace: Any,
+    comment: str | None,
+    reuse_last: bool,
+    continue_last: bool,
+    argparse: bool,
+    frameworks: bool,
+    monitor: bool,
+    streams: bool,
+) -> Run:
+    live = current_live()
+    if live is not None:
+        if live._live is not None and live._live.attached:
+            return live  # the run this process was started for (a job's, an agent's)
+        raise RunStateError(
+            f"run {live.id} ({live.project}/{live.name}) is still open in this "
+            "process: call run.close() before Run.init() starts another."
+        )
+    _check(project, name, type, tags)
+    root = resolve_workspace(workspace)
+    settings = load_tracking()
+    folder, meta, status, offset = _prepare_folder(
+        root, project, name, type, tags, comment, reuse_last, continue_last, settings
+    )
+    run = cls(folder, root)
+    recorder = Recorder(folder, status, float(settings["flush_seconds"]))
+    if continue_last:
+        recorder.resume()
+    live_run = LiveRun(run, meta, recorder, settings, offset)
+    run._live = live_run
+    recorder.start()
+    set_current(run)
+    process.install(live_run.close)
+    _start_extras(live_run, root, argparse, frameworks, monitor, streams)
+    _write_pointer(root, project, name, run.id)
+    return run
+
+
+def _check(project: str, name: str, type: str, tags: list[str]) -> None:
+    for value, what in ((project, "project"), (name, "name")):
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"Run.init: {what} must be a non-empty string, got {value!r}.")
+    if any(not part.strip() for part in project.split("/")):
+        raise ValueError(
+            f"Run.init: project {project!r} has an empty part; nest projects "
+            "with single slashes, e.g. 'vision/mnist'."
+        )
+    if type not in RUN_TYPES:
+        raise ValueError(f"Run.init: unknown type {type!r}; valid types: {', '.join(RUN_TYPES)}.")
+    check_tags(tags)
+
+
+def _prepare_folder(
+    root: Path,
+    project: str,
+    name: str,
+    type: str,
+    tags: list[str],
+    comment: str | None,
+    reuse_last: bool,
+    continue_last: bool,
+    settings: dict[str, Any],
+) -> tuple[RunFolder, dict[str, Any], dict[str, Any], int]:
+    now = time.time()
+    previous = _last_run(root, project, name)
+    if continue_last and previous is not None:
+        meta = previous.read_meta()
+        status = running_status(previous.read_status())
+        meta.update(tags=list(dict.fromkeys([*meta.get("tags", []), *tags])))
+        previous.write_meta(meta)
+        offset = _next_iteration(status)
+        return previous, meta, status, offset
+    reuse_seconds = float(settings["reuse_hours"]) * 3600
+    if reuse_last and previous is not None and is_reusable(previous, reuse_seconds, now):
+        _clear_outputs(previous)
+        folder = previous
+    else:
+        folder = RunFolder(runs_root(root) / new_run_id())
+    meta = {
+        "id": folder.run_id,
+        "project": project,
+        "name": name,
+        "type": type,
+        "tags": tags,
+        "comment": comment,
+        "parent": None,
+        "created": now,
+        "modified": now,
+        "params": {},
+        "configuration": {},
+        "user_properties": {},
+        "artifacts": {},
+        "models": {"input": {}, "output": {}},
+        "archived": False,
+    }
+    folder.write_meta(meta)
+    status = running_status()
+    folder.write_status(status)
+    return folder, meta, status, 0
+
+
+def _next_iteration(status: dict[str, Any]) -> int:
+    last = [
+        summary.get("iteration")
+        for title, by_series in status.get("metrics", {}).items()
+        if not title.startswith(":monitor:")
+        for summary in by_series.values()
+    ]
+    numbers = [value for value in last if isinstance(value, int)]
+    return max(numbers) + 1 if numbers else 0
+
+
+def _last_run(root: Path, project: str, name: str) -> RunFolder | None:
+    try:
+        run_id = last_pointer(root, project, name).read_text().strip()
+    except OSError:
+        return None
+    folder = RunFolder(runs_root(root) / run_id)
+    return folder if run_id and folder.exists() else None
+
+
+def _write_pointer(root: Path, project: str, name: str, run_id: str) -> None:
+    path = last_pointer(root, project, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, run_id, fsync=False)
+
+
+def _clear_outputs(folder: RunFolder) -> None:
+    """A reused run starts clean: its points, events, files, console and capture go."""
+    for path in (
+        folder.scalars,
+        folder.events,
+        folder.console,
+        folder.environment,
+        folder.status_file,
+    ):
+        path.unlink(missing_ok=True)
+    shutil.rmtree(folder.files, ignore_errors=True)
+
+
+def _start_extras(
+    live: LiveRun, root: Path, argparse: bool, frameworks: bool, monitor: bool, streams: bool
+) -> None:
+    run = live.run
+    if streams:
+        from .console import ConsoleCapture
+
+        live.console = ConsoleCapture(run._folder.console)
+        live.console.start()
+    if monitor:
+        from .monitor import ResourceMonitor
+
+        live.monitor = ResourceMonitor(live.logger.report_scalar, interval=5.0)
+        live.monitor.start()
+    if argparse:
+        from . import frameworks as hooks
+        from .bridge import Sink
+
+        hooks.apply_pending_arguments(Sink(run))
+    if frameworks:
+        from . import frameworks as hooks
+
+        hooks.install_framework_hooks(_current_sink)
+    live.capture_thread = threading.Thread(
+        target=_capture, args=(run, root, live.settings), name="etude-run-capture", daemon=True
+    )
+    live.capture_thread.start()
+
+
+def _current_sink() -> Any:
+    from .bridge import Sink
+
+    run = current_live()
+    return None if run is None or run._live is None else Sink(run)
+
+
+def _capture(run: Run, root: Path, settings: dict[str, Any]) -> None:
+    """Write environment.json (once per process the expensive part: git and packages)."""
+    try:
+        from .capture import capture
+
+        script = sys.argv[0] if sys.argv and sys.argv[0] not in ("", "-c", "-m") else None
+        script = os.path.abspath(script) if script and os.path.exists(script) else None
+        key = f"{script}\0{os.getcwd()}"
+        environment = _capture_cache.get(key)
+        if environment is None:
+            environment = capture(
+                script=script,
+                argv=list(sys.argv),
+                cwd=os.getcwd(),
+                exclude=[str(root)],
+                env_names=list(settings["env"]),
+            )
+            _capture_cache[key] = environment
+        write_json_atomic(run._folder.environment, environment, compact=True, fsync=False)
+    except Exception as error:  # the run goes on without its environment; say why
+        logger.warning("run %s: capturing the environment failed (%s)", run.id, error)
+
+
+# -- the run of a job ---------------------------------------------------------------------------
+def attach_job_run(cls: type[Run]) -> Run | None:
+    """In a job process (front doors 1 and 2), the job's run, started on first use."""
+    folder_text = os.environ.get(JOB_FOLDER_ENV)
+    if not folder_text:
+        return None
+    from ..runner.hooks import on_job_end
+
+    job_path = Path(folder_text).absolute()
+    root = _job_workspace(job_path)
+    folder = job_run_folder(job_path, job_run_id(job_path.relative_to(root).as_posix()))
+    try:
+        meta = folder.read_meta()
+    except FileNotFoundError:
+        meta = _job_meta(folder, job_path)
+        folder.write_meta(meta)
+    settings = load_tracking()
+    status = running_status(folder.read_status())
+    run = cls(folder, root)
+    recorder = Recorder(folder, status, float(settings["flush_seconds"]))
+    recorder.resume()
+    live = LiveRun(run, meta, recorder, settings, 0)
+    live.attached = True
+    run._live = live
+    recorder.start()
+    set_current(run)
+    on_job_end(lambda state, message: live.close(state, None, message, None))
+    return run
+
+
+def _job_meta(folder: RunFolder, job_path: Path) -> dict[str, Any]:
+    now = time.time()
+    return {
+        "id": folder.run_id,
+        "project": "jobs",
+        "name": job_path.parent.name,
+        "type": "training",
+        "tags": [],
+        "comment": None,
+        "parent": None,
+        "created": now,
+        "modified": now,
+        "params": {},
+        "configuration": {},
+        "user_properties": {},
+        "artifacts": {},
+        "models": {"input": {}, "output": {}},
+        "archived": False,
+        "job": {"folder": str(job_path)},
+    }
+
+
+def _job_workspace(job_path: Path) -> Path:
+    """The workspace holding a job folder: `WS/jobs/TASK/ID`, or a pydantic-infra folder
+    `WS/METHOD,VERSION/UID[/jobs/CHUNK]`."""
+    for parent in job_path.parents:
+        if "," in parent.name:
+            return parent.parent
+    for parent in job_path.parents:
+        if parent.name == "jobs":
+            return parent.parent
+    return job_path.parent
+
+
+def read_environment(folder: RunFolder) -> dict[str, Any]:
+    try:
+        value = read_json(folder.environment)
+    except FileNotFoundError:
+        return {}
+    return value if isinstance(value, dict) else {}

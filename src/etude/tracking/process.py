@@ -1,0 +1,101 @@
+"""How a live run ends with its process: interpreter exit, an uncaught exception, SIGTERM.
+
+- a normal exit closes the run as completed (atexit);
+- an uncaught exception closes it as failed with the traceback, KeyboardInterrupt (SIGINT)
+  as aborted (a wrapper around `sys.excepthook`, which runs before atexit);
+- SIGTERM, when the process had left it to the default action, closes it as aborted and then
+  lets the signal end the process as it would have.
+A process killed with SIGKILL says nothing: readers notice the missing heartbeat (see
+`workspace.run_folder.effective_status`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from types import FrameType, TracebackType
+from typing import Any
+
+#: Called with (state, reason, message, traceback text) to close the live run, if any.
+Closer = Callable[[str, str | None, str | None, str | None], None]
+
+_closer: Closer | None = None
+_installed = False
+_original_excepthook = sys.excepthook
+_lock = threading.Lock()
+
+
+def install(closer: Closer) -> None:
+    """Make `closer` end the live run with the process (once per process; the last closer
+    given is the one called)."""
+    global _closer, _installed
+    with _lock:
+        _closer = closer
+        if _installed:
+            return
+        _installed = True
+    atexit.register(_at_exit)
+    sys.excepthook = _excepthook
+    main = threading.current_thread() is threading.main_thread()
+    if main and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def clear() -> None:
+    """No live run any more (it was closed by the user)."""
+    global _closer
+    _closer = None
+
+
+def _close(state: str, reason: str | None, message: str | None, text: str | None) -> None:
+    global _closer
+    closer, _closer = _closer, None
+    if closer is not None:
+        closer(state, reason, message, text)
+
+
+def _at_exit() -> None:
+    _close("completed", None, None, None)
+
+
+def _excepthook(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:
+    text = "".join(traceback.format_exception(kind, error, tb))
+    message = f"{kind.__name__}: {error}" if str(error) else kind.__name__
+    if issubclass(kind, KeyboardInterrupt):
+        _close("aborted", "interrupted", message, text)
+    elif issubclass(kind, SystemExit):
+        code = error.code if isinstance(error, SystemExit) else None
+        _close(
+            "completed" if code in (0, None) else "failed",
+            None if code in (0, None) else "exit",
+            message,
+            None,
+        )
+    else:
+        _close("failed", "exception", message, text)
+    _original_excepthook(kind, error, tb)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    _close("aborted", "terminated", "stopped by SIGTERM", None)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def exit_state(error: BaseException | None) -> tuple[str, str | None, str | None, str | None]:
+    """(state, reason, message, traceback) for a `with Run.init()` block that ended with
+    `error` (None: completed)."""
+    if error is None:
+        return "completed", None, None, None
+    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    message: Any = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    if isinstance(error, KeyboardInterrupt):
+        return "aborted", "interrupted", message, text
+    if isinstance(error, SystemExit) and error.code in (0, None):
+        return "completed", None, None, None
+    return "failed", "exception", message, text

@@ -1,0 +1,120 @@
+"""The background writer of a live run: buffered points and events, status and heartbeat.
+
+The process that runs a run owns its `status.json`. A daemon thread wakes every
+`flush_seconds` (0.5 s by default) and appends the buffered points (one chunk per series, see
+`points`) and events, then, at least every second, rewrites `status.json` with the summaries of
+every series and a fresh heartbeat. Readers mark a run whose heartbeat is older than
+`HEARTBEAT_TIMEOUT` and whose process is gone as failed (reason `killed`), so a process killed
+with SIGKILL loses at most what was reported since its last flush.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+from ..workspace.run_folder import RunFolder, dumps
+from .points import SeriesBuffer, SeriesKey, Summary, encode_chunk, summarize
+
+logger = logging.getLogger("etude.tracking")
+HEARTBEAT_SECONDS = 1.0
+
+
+class Recorder:
+    """Buffers of one run and the thread that writes them. `lock` guards the buffers: the
+    logger appends under it, the flusher swaps them under it."""
+
+    def __init__(self, folder: RunFolder, status: dict[str, Any], flush_seconds: float) -> None:
+        self.folder = folder
+        self.status = status
+        self.flush_seconds = max(0.05, flush_seconds)
+        self.lock = threading.Lock()
+        self.series: dict[SeriesKey, SeriesBuffer] = {}
+        self.events: list[dict[str, Any]] = []
+        self.summaries: dict[SeriesKey, Summary] = {}
+        self._write_lock = threading.Lock()  # one flush at a time (thread, close, flush())
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_status = 0.0
+        self._failures = 0
+
+    def resume(self) -> None:
+        """Read the summaries of the points already in the folder (a continued run)."""
+        self.summaries = summarize(self.folder.scalars)
+
+    def start(self) -> None:
+        self.write_status()
+        self._thread = threading.Thread(target=self._loop, name="etude-run-writer", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.flush_seconds):
+            try:
+                self.flush()
+            except Exception as error:  # keep recording; say why points may be missing
+                self._failures += 1
+                if self._failures == 1:
+                    logger.warning(
+                        "run %s: writing to %s failed (%s); retrying every %.1f s",
+                        self.folder.run_id,
+                        self.folder.path,
+                        error,
+                        self.flush_seconds,
+                    )
+
+    def flush(self, *, status: bool = False) -> None:
+        """Write what is buffered; rewrite status.json when `status` or a second has passed."""
+        with self._write_lock:
+            with self.lock:
+                series, self.series = self.series, {}
+                events, self.events = self.events, []
+            if series:
+                self._write_points(series)
+            if events:
+                self._write_events(events)
+            if status or series or time.monotonic() - self._last_status >= HEARTBEAT_SECONDS:
+                self.write_status()
+
+    def _write_points(self, series: dict[SeriesKey, SeriesBuffer]) -> None:
+        data = b"".join(encode_chunk(key, points) for key, points in series.items() if points)
+        _append(self.folder.scalars, data)
+        for key, points in series.items():
+            summary = self.summaries.get(key)
+            if summary is None:
+                summary = self.summaries[key] = Summary()
+            summary.add(points)
+
+    def _write_events(self, events: list[dict[str, Any]]) -> None:
+        _append(self.folder.events, "".join(dumps(event) + "\n" for event in events).encode())
+
+    def write_status(self, *, fsync: bool = False) -> None:
+        metrics: dict[str, dict[str, Any]] = {}
+        for (title, series), summary in self.summaries.items():
+            metrics.setdefault(title, {})[series] = summary.to_json()
+        self.status["metrics"] = metrics
+        self.status["heartbeat"] = time.time()
+        self.folder.write_status(self.status, fsync=fsync)
+        self._last_status = time.monotonic()
+
+    def stop(self) -> None:
+        """Stop the thread and write everything (status.json last, synced)."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=30)
+        self.flush()
+        self.write_status(fsync=True)
+
+
+def _append(path: os.PathLike[str], data: bytes) -> None:
+    """One O_APPEND write (a partial write continues until all of `data` is written)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+    finally:
+        os.close(fd)
