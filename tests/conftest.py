@@ -125,3 +125,26 @@ def pg_database_url(
     name = f"{readable[:54].rstrip('_')}_{secrets.token_hex(4)}"
     yield postgres_server.create_database(name)
     postgres_server.drop_database(name)
+
+
+# -- SQLite and PostgreSQL ----------------------------------------------------------------------
+# `store_url` is None for the workspace's own SQLite file, else the URL of a fresh PostgreSQL
+# database; `store_env` also puts it in ETUDE_STORE, so that processes started by the test (and
+# `open_store` in this one) use it. Store and tracking tests take one of them to run on both.
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest) -> str | None:
+    if request.param == "sqlite":
+        return None
+    return str(request.getfixturevalue("pg_database_url"))
+
+
+@pytest.fixture
+def store_env(store_url: str | None, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Environment for child processes (and this one) to use the test's store."""
+    if store_url is None:
+        monkeypatch.delenv("ETUDE_STORE", raising=False)
+        return {}
+    monkeypatch.setenv("ETUDE_STORE", store_url)
+    return {"ETUDE_STORE": store_url}
+
+

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from ..workspace import Workspace, WorkspaceError
-from . import experiments, index, jobs, launchers
+from . import experiments, index, jobs, launchers, runs
 
 USAGE_ERROR = 2
 
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     experiments.register(groups, leaf)
     launchers.register(groups, leaf)
     index.register(groups, leaf)
+    runs.register(groups, leaf)
     return parser
 
 

@@ -28,10 +28,10 @@ class IndexUnavailable(WorkspaceError):
 
 
 def is_workspace(workspace: Workspace) -> bool:
-    """Whether the folder holds anything of etude's: `jobs/`, `experiments/`, `.etude/`, or
+    """Whether the folder holds anything of etude's: `jobs/`, `experiments/`, `runs/`, `.etude/`, or
     pydantic-infra cache folders (`MODULE.CLASS.METHOD,VERSION/`)."""
     path = workspace.path
-    if any((path / name).is_dir() for name in ("jobs", "experiments", ".etude")):
+    if any((path / name).is_dir() for name in ("jobs", "experiments", "runs", ".etude")):
         return True
     try:
         return any("," in entry.name and entry.is_dir() for entry in os.scandir(path))

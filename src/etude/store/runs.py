@@ -439,3 +439,27 @@ def rebuild_runs_in(store: Any, connection: sa.Connection, ws: int) -> int:
     _, offset = read_edits(root, 0)
     _set_offset(connection, ws, offset)
     return len(records)
+
+
+def job_config_params(job_path: Path) -> dict[str, Any]:
+    """`{"Config/PATH": value}`: the configuration of the job in `job_path` (a task's
+    `params.json`, or a pydantic-infra folder's `config.json`), as its run shows it."""
+    from ..workspace import read_json
+    from ..workspace.layout import ETUDE_DIR
+    from .records import flatten_config, flatten_plain
+
+    try:
+        meta = read_json(job_path / ETUDE_DIR / "params.json")
+        flat = flatten_config(meta["config"]) if isinstance(meta, dict) and "config" in meta \
+            else {}
+    except FileNotFoundError:
+        flat = {}
+        for folder in (job_path, job_path.parent.parent):  # MapInfra chunks: UID/jobs/CHUNK
+            try:
+                flat = flatten_plain(read_json(folder / "config.json"))
+                break
+            except FileNotFoundError:
+                continue
+    except (CorruptFileError, KeyError, IndexError, TypeError, ValueError):
+        flat = {}
+    return {f"Config/{path}": _plain(value) for path, value in flat.items()}

@@ -143,3 +143,12 @@ def runs_dataframe(*, workspace: str | os.PathLike[str] | None = None, **filters
         records.append(record)
     frame = pd.DataFrame.from_records(records)
     return frame.set_index("id") if len(frame) else frame
+
+
+def close_indexes() -> None:
+    """Close the indexes this process opened (their connections go back)."""
+    with _stores_lock:
+        stores = list(_stores.values())
+        _stores.clear()
+    for store in stores:
+        store.close()

@@ -79,8 +79,10 @@ class Run:
     def _indexed(self, name: str) -> Any:
         """A field from the index row of a queried run (fresh as of the query), else None
         when the run's files must be read."""
-        if self._row is None or self._live is not None or self._meta is not None:
+        if self._row is None or self._live is not None:
             return None
+        if self._meta is not None and self.job is None:
+            return None  # read since: the files are fresher than the query
         return getattr(self._row, name)
 
     # -- starting -----------------------------------------------------------------------------
@@ -198,7 +200,12 @@ class Run:
         if self._live is not None:
             return self._live.meta
         if self._meta is None:
-            self._meta = self._folder.read_meta()
+            try:
+                self._meta = self._folder.read_meta()
+            except FileNotFoundError:
+                if self.job is None:
+                    raise
+                self._meta = {}  # a job whose code reported nothing: the index knows it
         return self._meta
 
     def _read_status(self) -> dict[str, Any]:
@@ -281,8 +288,15 @@ class Run:
 
     @property
     def job(self) -> dict[str, Any] | None:
-        """For the run of a job: `{folder, task}`."""
-        return self._read_meta().get("job")
+        """For the run of a job (front doors 1 and 2): `{"folder": its job folder, "name":
+        the NAME of its NAME.out/.err}`; None for a `Run.init()` run."""
+        path = self._folder.path
+        if path.name != "run" or path.parent.name != ".etude":
+            return None
+        job = path.parent.parent
+        name = job.parent.name.rsplit(".", 1)[-1].lower() if job.parent.parent.name == "jobs" \
+            else "job"
+        return {"folder": str(job), "name": name}
 
     @property
     def state(self) -> str:
@@ -316,8 +330,15 @@ class Run:
 
     @property
     def params(self) -> dict[str, Any]:
-        """`{"Section/key": value}` with the values' types (`"General/lr": 0.1`)."""
-        return params_view(self._read_meta().get("params", {}))
+        """`{"Section/key": value}` with the values' types (`"General/lr": 0.1`); a job's
+        configuration is section `Config`."""
+        job = self.job
+        own = params_view(self._read_meta().get("params", {}))
+        if job is None:
+            return own
+        from ..store.runs import job_config_params
+
+        return {**job_config_params(Path(job["folder"])), **own}
 
     @property
     def configuration(self) -> dict[str, Any]:
@@ -568,8 +589,10 @@ class Run:
             self._live.close(*exit_state(error))
 
     def __repr__(self) -> str:
-        meta = self._meta if self._meta is not None or self._live else None
-        where = f"{meta.get('project')}/{meta.get('name')}" if meta else str(self.folder)
+        try:
+            where = f"{self.project}: {self.name}"
+        except (OSError, ValueError):
+            where = str(self.folder)
         return f"<Run {self.id[:12]} {where}>"
 
     def __eq__(self, other: object) -> bool:
