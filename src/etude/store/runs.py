@@ -448,18 +448,20 @@ def job_config_params(job_path: Path) -> dict[str, Any]:
     from ..workspace.layout import ETUDE_DIR
     from .records import flatten_config, flatten_plain
 
+    flat: dict[str, Value] = {}
     try:
         meta = read_json(job_path / ETUDE_DIR / "params.json")
-        flat = flatten_config(meta["config"]) if isinstance(meta, dict) and "config" in meta \
-            else {}
+        if isinstance(meta, dict) and "config" in meta:
+            flat = flatten_config(meta["config"])
     except FileNotFoundError:
-        flat = {}
-        for folder in (job_path, job_path.parent.parent):  # MapInfra chunks: UID/jobs/CHUNK
+        pass
+    except (CorruptFileError, KeyError, IndexError, TypeError, ValueError):
+        return {}
+    if not flat:  # a pydantic-infra job: its folder's config.json (MapInfra: UID/jobs/CHUNK)
+        for folder in (job_path, job_path.parent.parent):
             try:
                 flat = flatten_plain(read_json(folder / "config.json"))
                 break
-            except FileNotFoundError:
+            except (FileNotFoundError, CorruptFileError):
                 continue
-    except (CorruptFileError, KeyError, IndexError, TypeError, ValueError):
-        flat = {}
     return {f"Config/{path}": _plain(value) for path, value in flat.items()}

@@ -1,0 +1,95 @@
+"""Front doors 1 and 2 are runs too: every job has its run record, and `Run.current()` inside
+`execute()` (or an infra method) is that run. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from etude.tracking import Run
+
+SCRIPT = """
+import sys
+from etude import Param, Task, experiment, tag
+from etude.tracking import Run
+
+class Learn(Task):
+    lr: Param[float]
+    epochs: Param[int] = 3
+
+    def execute(self):
+        run = Run.current()
+        assert Run.init(project="ignored", name="ignored") is run  # the job's own run
+        for epoch in range(self.epochs):
+            run.logger.report_scalar("loss", "train", self.lr / (epoch + 1), epoch)
+        run.set_user_properties(note="from the job")
+        if self.lr > 0.5:
+            raise ValueError("too big")
+
+if __name__ == "__main__":
+    try:
+        with experiment(sys.argv[1], "sweep"):
+            for lr in (0.1, 0.2, 0.9):
+                Learn.C(lr=tag(lr)).submit()
+    except Exception as error:
+        print("failed:", error)
+"""
+
+
+def run_script(tmp_path: Path, ws: Path, source: str, env: dict[str, str]) -> str:
+    script = tmp_path / "learn.py"
+    script.write_text(textwrap.dedent(source))
+    result = subprocess.run([sys.executable, str(script), str(ws)], capture_output=True,
+                            text=True, timeout=120, env={**os.environ, **env})
+    assert result.returncode == 0, result.stderr
+    return result.stdout + result.stderr
+
+
+def test_jobs_are_runs(tmp_path: Path, ws: Path, store_env: dict[str, str]) -> None:
+    output = run_script(tmp_path, ws, SCRIPT, store_env)
+    assert "failed: 1 job(s) failed" in output, output
+    runs = {run.params["Config/lr"]: run for run in Run.query(workspace=ws, project="sweep")}
+    assert sorted(runs) == [0.1, 0.2, 0.9]
+    good, bad = runs[0.2], runs[0.9]
+    assert (good.state, good.name, good.tags) == ("completed", "Learn", ["lr=0.2"])
+    assert good.metrics["loss"]["train"]["count"] == 3
+    assert good.metrics["loss"]["train"]["last"] == 0.2 / 3
+    assert good.user_properties == {"note": "from the job"}
+    assert bad.state == "failed"
+    assert "too big" in (bad.message or "")
+    found = Run.query(workspace=ws, where="params.lr > 0.15 and metrics.loss.train < 0.1")
+    assert [run.id for run in found] == [good.id]
+    assert good.job is not None and Path(good.job["folder"]).is_dir()
+
+
+INFRA = """
+import sys
+import pydantic
+from etude.infra import TaskInfra
+from etude.tracking import Run
+
+class Model(pydantic.BaseModel):
+    coeff: float = 1.0
+    infra: TaskInfra = TaskInfra(version="1")
+
+    @infra.apply
+    def fit(self) -> float:
+        Run.current().logger.report_single_value("score", self.coeff * 2)
+        return self.coeff * 2
+
+if __name__ == "__main__":
+    print(Model(coeff=3.0, infra={"folder": sys.argv[1], "cluster": "local"}).fit())
+"""
+
+
+def test_infra_jobs_are_runs(tmp_path: Path, ws: Path, store_env: dict[str, str]) -> None:
+    output = run_script(tmp_path, ws, INFRA, store_env)
+    assert "6.0" in output
+    (run,) = Run.query(workspace=ws)
+    assert run.state == "completed"
+    assert run.metrics == {"score": {"score": {"last": 6.0, "min": 6.0, "max": 6.0,
+                                               "count": 1}}}
+    assert run.params["Config/coeff"] == 3.0
