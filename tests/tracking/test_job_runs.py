@@ -93,3 +93,50 @@ def test_infra_jobs_are_runs(tmp_path: Path, ws: Path, store_env: dict[str, str]
     assert run.metrics == {"score": {"score": {"last": 6.0, "min": 6.0, "max": 6.0,
                                                "count": 1}}}
     assert run.params["Config/coeff"] == 3.0
+
+
+LIVE = """
+import sys, time
+from pathlib import Path
+from etude import Param, Task, experiment
+from etude.tracking import Run
+
+class Wait(Task):
+    gate: Param[str]
+
+    def execute(self):
+        Run.current().logger.report_scalar("progress", "done", 1.0, 0)
+        while not Path(self.gate).exists():
+            time.sleep(0.05)
+
+if __name__ == "__main__":
+    with experiment(sys.argv[1], "live"):
+        Wait.C(gate=sys.argv[2]).submit()
+"""
+
+
+def test_a_running_job_shows_its_live_metrics(tmp_path: Path, ws: Path,
+                                              store_env: dict[str, str]) -> None:
+    import time
+
+    script = tmp_path / "wait.py"
+    script.write_text(textwrap.dedent(LIVE))
+    gate = tmp_path / "gate"
+    process = subprocess.Popen([sys.executable, str(script), str(ws), str(gate)],
+                               env={**os.environ, **store_env})
+    try:
+        deadline = time.monotonic() + 60
+        seen = None
+        while time.monotonic() < deadline:
+            found = Run.query(workspace=ws, project="live") if ws.exists() else []
+            if found and found[0].state == "running" and "progress" in found[0].metrics:
+                seen = found[0]
+                break
+            time.sleep(0.2)
+        assert seen is not None, "the running job's run never showed its metric"
+        gate.write_text("go")
+        assert process.wait(timeout=60) == 0
+    finally:
+        process.kill()
+    (done,) = Run.query(workspace=ws, project="live")
+    assert done.state == "completed" and done.metrics["progress"]["done"]["count"] == 1

@@ -396,7 +396,7 @@ def _rewrite_job_runs(store: Any, connection: sa.Connection, ws: int,
     from .schema import jobs
 
     query = sa.select(jobs).where(jobs.c.workspace_pk == ws, jobs.c.folder.in_(folders))
-    rows = [job_row(row) for row in connection.execute(query)]
+    rows = [job_row(row) for row in connection.execute(query).mappings()]
     pks = {row.folder: row.pk for row in rows}
     records = [JobRecord(folder=row.folder, id=row.id, task=row.task, state=row.state,
                          kind=row.kind, reason=row.reason, message=row.message,
