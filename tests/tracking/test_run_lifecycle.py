@@ -229,13 +229,6 @@ def test_keyboard_interrupt_right_after_init_ends_the_process_by_sigint(ws: Path
             "failed",
             "exit",
             id="exit-3",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="sys.exit(3) outside a `with` block leaves the run completed: "
-                "the interpreter handles SystemExit itself and never calls sys.excepthook, "
-                "so process._excepthook's SystemExit branch is dead code and the atexit "
-                "handler (_at_exit) closes every run as completed, whatever the exit code",
-            ),
         ),
         pytest.param("with-sys-exit", 0, "completed", None, id="with-exit-0"),
         pytest.param(
@@ -244,12 +237,6 @@ def test_keyboard_interrupt_right_after_init_ends_the_process_by_sigint(ws: Path
             "failed",
             "exit",
             id="with-exit-3",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="process.exit_state (the `with` block) gives sys.exit(3) the reason "
-                "'exception' (and a traceback), where process._excepthook means 'exit': the "
-                "same exit gets two reasons depending on `with`",
-            ),
         ),
     ],
 )
@@ -275,14 +262,6 @@ def test_sigterm_to_a_waiting_process_aborts_the_run_and_ends_it_by_sigterm(ws: 
     assert iterations(run) == list(range(5))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="deadlock: process._on_sigterm runs LiveRun.close in the main thread, "
-    "wherever the signal interrupted it; inside Logger.report_scalar the main thread holds "
-    "Recorder.lock (a non-reentrant threading.Lock), and Recorder.stop -> flush takes it "
-    "again, so the process hangs forever with the run left 'running' (~70% of SIGTERMs "
-    "sent to a process logging in a loop)",
-)
 def test_sigterm_to_processes_logging_in_a_loop_aborts_them_and_ends_them_by_sigterm(
     ws: Path,
 ) -> None:
@@ -309,12 +288,6 @@ def test_sigterm_to_processes_logging_in_a_loop_aborts_them_and_ends_them_by_sig
         assert points == list(range(len(points))) and points
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="deadlock: a SIGTERM that arrives while report_scalar holds Recorder.lock (here: "
-    "while it converts the value to float) makes process._on_sigterm -> LiveRun.close -> "
-    "Recorder.stop -> flush acquire that non-reentrant lock again in the same thread",
-)
 def test_sigterm_arriving_inside_report_scalar_aborts_the_run(ws: Path) -> None:
     child = Child("terminated-report", {"workspace": str(ws)})
     with children(child):
@@ -339,15 +312,6 @@ def test_sigint_to_a_process_logging_in_a_loop_aborts_the_run(ws: Path) -> None:
     assert points and points == list(range(len(points)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Logger.report_scalar appends the value, then computes `iteration + offset` and "
-    "appends the iteration: an exception in between (here KeyboardInterrupt from Ctrl-C; "
-    "any exception from a user type's __add__ other than TypeError/OverflowError) leaves "
-    "the series buffer with one more value than iterations; the next flush writes a chunk "
-    "whose header count does not match its arrays, and readers stop at it, losing that "
-    "chunk and every chunk after it",
-)
 def test_ctrl_c_inside_report_scalar_loses_no_other_point(ws: Path) -> None:
     """A script that catches KeyboardInterrupt and goes on logging keeps every point but
     the interrupted one."""
@@ -544,13 +508,6 @@ def test_a_run_alive_in_another_process_is_not_reused(ws: Path) -> None:
     assert alive.state == "completed" and iterations(alive) == list(range(5))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="live._prepare_folder continues the last run with continue_last=True without "
-    "asking whether its process is alive (is_reusable is only consulted for reuse): this "
-    "process takes over the folder of a run another process is recording, both rewrite "
-    "its status.json, and closing here marks it completed while the other still runs",
-)
 def test_continue_last_does_not_take_over_a_run_alive_in_another_process(ws: Path) -> None:
     """Refusing (RunStateError) or starting a new run are both fine; sharing is not."""
     child = Child("idle", {"workspace": str(ws)})
@@ -567,13 +524,6 @@ def test_continue_last_does_not_take_over_a_run_alive_in_another_process(ws: Pat
         assert child.wait() == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="points.iter_chunks stops at the first short chunk, and a continued run appends "
-    "after it (Recorder._append, O_APPEND): after a kill in the middle of a write "
-    "(documented in points.py as leaving a short last chunk), every point a "
-    "continue_last run reports is written but never read back",
-)
 def test_continue_last_after_a_kill_in_the_middle_of_a_write_reads_the_new_points(
     ws: Path,
 ) -> None:
@@ -604,12 +554,6 @@ CLOSED_CALLS = [
     pytest.param(
         lambda log: log.report_table("t", "s", 0, [[1, 2]]),
         id="report_table",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="Logger._payload writes files/table-*.json into the run's folder before "
-            "_event checks `closed`: a closed (possibly reused or published) run's folder "
-            "is written to, then RunStateError is raised",
-        ),
     ),
 ]
 
@@ -664,32 +608,47 @@ def test_a_running_run_cannot_be_published(ws: Path) -> None:
 
 
 BAD_REPORTS = [
-    pytest.param(lambda run: run.logger.report_scalar("l", "s", "abc", 1), ReportError,
-                 id="value-text"),
-    pytest.param(lambda run: run.logger.report_scalar("l", "s", None, 1), ReportError,
-                 id="value-none"),
-    pytest.param(lambda run: run.logger.report_scalar("l", "s", [1.0], 1), ReportError,
-                 id="value-list"),
-    pytest.param(lambda run: run.logger.report_scalar("l", "s", 1.0, 1.5), ReportError,
-                 id="iteration-float"),
-    pytest.param(lambda run: run.logger.report_scalar("l", "s", 1.0, "3"), ReportError,
-                 id="iteration-text"),
-    pytest.param(lambda run: run.logger.report_scalar("l", "s", 1.0, None), ReportError,
-                 id="iteration-none"),
-    pytest.param(lambda run: run.logger.report_scalar("", "s", 1.0, 1), ReportError,
-                 id="title-empty"),
-    pytest.param(lambda run: run.logger.report_table("t", "s", 0, 42), ReportError,
-                 id="table-number"),
-    pytest.param(lambda run: run.logger.report_table("t", "s", 0, "a,b"), ReportError,
-                 id="table-text"),
-    pytest.param(lambda run: run.logger.report_table("t", "s", 0, {"a": 1}), ReportError,
-                 id="table-dict"),
-    pytest.param(lambda run: run.upload_artifact("a/../b", {"a": 1}), ArtifactError,
-                 id="artifact-name-traversal"),
-    pytest.param(lambda run: run.upload_artifact("..", {"a": 1}), ArtifactError,
-                 id="artifact-name-dotdot"),
-    pytest.param(lambda run: run.upload_artifact("", {"a": 1}), ArtifactError,
-                 id="artifact-name-empty"),
+    pytest.param(
+        lambda run: run.logger.report_scalar("l", "s", "abc", 1), ReportError, id="value-text"
+    ),
+    pytest.param(
+        lambda run: run.logger.report_scalar("l", "s", None, 1), ReportError, id="value-none"
+    ),
+    pytest.param(
+        lambda run: run.logger.report_scalar("l", "s", [1.0], 1), ReportError, id="value-list"
+    ),
+    pytest.param(
+        lambda run: run.logger.report_scalar("l", "s", 1.0, 1.5), ReportError, id="iteration-float"
+    ),
+    pytest.param(
+        lambda run: run.logger.report_scalar("l", "s", 1.0, "3"), ReportError, id="iteration-text"
+    ),
+    pytest.param(
+        lambda run: run.logger.report_scalar("l", "s", 1.0, None), ReportError, id="iteration-none"
+    ),
+    pytest.param(
+        lambda run: run.logger.report_scalar("", "s", 1.0, 1), ReportError, id="title-empty"
+    ),
+    pytest.param(
+        lambda run: run.logger.report_table("t", "s", 0, 42), ReportError, id="table-number"
+    ),
+    pytest.param(
+        lambda run: run.logger.report_table("t", "s", 0, "a,b"), ReportError, id="table-text"
+    ),
+    pytest.param(
+        lambda run: run.logger.report_table("t", "s", 0, {"a": 1}), ReportError, id="table-dict"
+    ),
+    pytest.param(
+        lambda run: run.upload_artifact("a/../b", {"a": 1}),
+        ArtifactError,
+        id="artifact-name-traversal",
+    ),
+    pytest.param(
+        lambda run: run.upload_artifact("..", {"a": 1}), ArtifactError, id="artifact-name-dotdot"
+    ),
+    pytest.param(
+        lambda run: run.upload_artifact("", {"a": 1}), ArtifactError, id="artifact-name-empty"
+    ),
 ]
 
 

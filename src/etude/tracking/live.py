@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from ..workspace import read_json, write_atomic, write_json_atomic
-from ..workspace.run_folder import RunFolder, job_run_folder, job_run_id, runs_root
+from ..workspace.run_folder import (
+    RunFolder,
+    job_run_folder,
+    job_run_id,
+    owner_alive,
+    runs_root,
+)
 from ..workspace.settings import load_tracking
 from . import process
 from .errors import RunStateError
@@ -181,6 +187,11 @@ def _prepare_folder(
     now = time.time()
     previous = _last_run(root, project, name)
     if continue_last and previous is not None:
+        if previous.read_status().get("state") == "running" and owner_alive(
+                previous.read_status(), now):
+            raise RunStateError(f"run {previous.run_id} ({project}/{name}) is still running in "
+                                "another process; continue it once that process has ended, or "
+                                "start a new run (continue_last=False).")
         meta = previous.read_meta()
         status = running_status(previous.read_status())
         meta.update(tags=list(dict.fromkeys([*meta.get("tags", []), *tags])))
@@ -348,9 +359,6 @@ def _job_meta(folder: RunFolder, job_path: Path) -> dict[str, Any]:
     now = time.time()
     return {
         "id": folder.run_id,
-        "project": "jobs",
-        "name": job_path.parent.name,
-        "type": "training",
         "tags": [],
         "comment": None,
         "parent": None,
@@ -362,7 +370,6 @@ def _job_meta(folder: RunFolder, job_path: Path) -> dict[str, Any]:
         "artifacts": {},
         "models": {"input": {}, "output": {}},
         "archived": False,
-        "job": {"folder": str(job_path)},
     }
 
 

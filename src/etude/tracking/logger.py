@@ -219,6 +219,8 @@ class Logger:
         sample: bool = False,
         **extra: Any,
     ) -> None:
+        if self.closed:
+            self._closed()
         name = self._file_name(kind, title, series, suffix, sample)
         path = self._recorder.folder.files / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -236,6 +238,8 @@ class Logger:
         )
 
     def _copied(self, kind: str, title: str, series: str, iteration: int, local_path: str) -> None:
+        if self.closed:
+            self._closed()
         source = Path(local_path)
         if not source.is_file():
             raise ReportError(

@@ -41,6 +41,12 @@ class SeriesBuffer:
     def __len__(self) -> int:
         return len(self.values)
 
+    def trim(self) -> None:
+        """Drop a point whose three parts were not all appended."""
+        size = min(len(self.iterations), len(self.values), len(self.times))
+        for part in (self.iterations, self.values, self.times):
+            del part[size:]
+
 
 def encode_chunk(key: SeriesKey, points: SeriesBuffer) -> bytes:
     """The bytes of one chunk (little-endian on every machine)."""
@@ -69,6 +75,30 @@ def iter_chunks(data: bytes) -> Iterator[tuple[SeriesKey, memoryview, int]]:
         title, series = json.loads(bytes(payload[:name_length]))
         yield (title, series), payload[name_length:], count
         at = end
+
+
+def whole_length(data: bytes) -> int:
+    """The length of the whole chunks at the start of `data`."""
+    at = 0
+    while at + HEADER.size <= len(data):
+        magic, name_length, count, crc = HEADER.unpack_from(data, at)
+        end = at + HEADER.size + name_length + 24 * count
+        if magic != MAGIC or end > len(data) or zlib.crc32(data[at + HEADER.size:end]) != crc:
+            break
+        at = end
+    return at
+
+
+def truncate_damaged_tail(path: str | os.PathLike[str]) -> None:
+    """Cut what follows the last whole chunk of a scalars file (a write cut by a kill)."""
+    try:
+        with open(path, "r+b") as stream:
+            data = stream.read()
+            keep = whole_length(data)
+            if keep < len(data):
+                stream.truncate(keep)
+    except FileNotFoundError:
+        return
 
 
 def read_points(

@@ -26,6 +26,14 @@ Closer = Callable[[str, str | None, str | None, str | None], None]
 
 _closer: Closer | None = None
 _installed = False
+_exit_code: object = None  # the code given to sys.exit, read at interpreter exit
+_original_exit = sys.exit
+
+
+class Terminated(BaseException):
+    """Raised in the main thread by SIGTERM, so that the run closes outside whatever the
+    signal interrupted (a report holding the recorder's lock), then the process dies by
+    SIGTERM as it would have."""
 _original_excepthook = sys.excepthook
 _lock = threading.Lock()
 
@@ -41,6 +49,7 @@ def install(closer: Closer) -> None:
         _installed = True
     atexit.register(_at_exit)
     sys.excepthook = _excepthook
+    sys.exit = _recording_exit  # type: ignore[assignment]  # SystemExit skips excepthook
     main = threading.current_thread() is threading.main_thread()
     if main and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _on_sigterm)
@@ -59,11 +68,25 @@ def _close(state: str, reason: str | None, message: str | None, text: str | None
         closer(state, reason, message, text)
 
 
+def _recording_exit(code: object = None) -> None:
+    global _exit_code
+    _exit_code = code
+    _original_exit(code)  # type: ignore[arg-type]
+
+
 def _at_exit() -> None:
-    _close("completed", None, None, None)
+    if _exit_code in (0, None):
+        _close("completed", None, None, None)
+    else:
+        _close("failed", "exit", f"SystemExit: {_exit_code}", None)
 
 
 def _excepthook(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:
+    if issubclass(kind, Terminated):
+        _close("aborted", "terminated", "stopped by SIGTERM", None)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
     text = "".join(traceback.format_exception(kind, error, tb))
     message = f"{kind.__name__}: {error}" if str(error) else kind.__name__
     if issubclass(kind, KeyboardInterrupt):
@@ -82,9 +105,11 @@ def _excepthook(kind: type[BaseException], error: BaseException, tb: TracebackTy
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    _close("aborted", "terminated", "stopped by SIGTERM", None)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)
+    if _closer is None:  # no live run: die as SIGTERM's default action would
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+    raise Terminated()
 
 
 def exit_state(error: BaseException | None) -> tuple[str, str | None, str | None, str | None]:
@@ -92,10 +117,14 @@ def exit_state(error: BaseException | None) -> tuple[str, str | None, str | None
     `error` (None: completed)."""
     if error is None:
         return "completed", None, None, None
+    if isinstance(error, Terminated):
+        return "aborted", "terminated", "stopped by SIGTERM", None
+    if isinstance(error, SystemExit):
+        if error.code in (0, None):
+            return "completed", None, None, None
+        return "failed", "exit", f"SystemExit: {error.code}", None
     text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     message: Any = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
     if isinstance(error, KeyboardInterrupt):
         return "aborted", "interrupted", message, text
-    if isinstance(error, SystemExit) and error.code in (0, None):
-        return "completed", None, None, None
     return "failed", "exception", message, text

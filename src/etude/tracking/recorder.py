@@ -17,7 +17,14 @@ import time
 from typing import Any
 
 from ..workspace.run_folder import RunFolder, dumps
-from .points import SeriesBuffer, SeriesKey, Summary, encode_chunk, summarize
+from .points import (
+    SeriesBuffer,
+    SeriesKey,
+    Summary,
+    encode_chunk,
+    summarize,
+    truncate_damaged_tail,
+)
 
 logger = logging.getLogger("etude.tracking")
 HEARTBEAT_SECONDS = 1.0
@@ -42,7 +49,10 @@ class Recorder:
         self._failures = 0
 
     def resume(self) -> None:
-        """Read the summaries of the points already in the folder (a continued run)."""
+        """Read the summaries of the points already in the folder (a continued run), after
+        cutting a damaged last chunk (a kill in the middle of a write) so new points follow
+        the last whole one."""
+        truncate_damaged_tail(self.folder.scalars)
         self.summaries = summarize(self.folder.scalars)
 
     def start(self) -> None:
@@ -79,6 +89,8 @@ class Recorder:
                 self.write_status()
 
     def _write_points(self, series: dict[SeriesKey, SeriesBuffer]) -> None:
+        for points in series.values():
+            points.trim()  # a report interrupted between its appends (a signal) is dropped
         data = b"".join(encode_chunk(key, points) for key, points in series.items() if points)
         _append(self.folder.scalars, data)
         for key, points in series.items():

@@ -11,11 +11,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import socket
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -620,11 +618,14 @@ def current_live() -> Run | None:
 
 
 def new_run_id() -> str:
-    return uuid.uuid4().hex
+    """32 random hex digits (like uuid4().hex, without importing uuid at start-up)."""
+    return os.urandom(16).hex()
 
 
 def last_pointer(workspace: Path, project: str, name: str) -> Path:
     """The file naming the last run of (project, name) started on this machine."""
+    import socket  # lazily: `import etude.tracking` stays light
+
     key = hashlib.sha1(f"{socket.gethostname()}\0{project}\0{name}".encode()).hexdigest()[:20]
     return runs_root(workspace) / LAST_DIR / key
 
@@ -661,6 +662,8 @@ def _pid_create_time() -> float | None:
 
 def running_status(continued: dict[str, Any] | None = None) -> dict[str, Any]:
     """status.json of a run starting in this process."""
+    import socket
+
     status = {} if continued is None else dict(continued)
     for key in ("reason", "message", "traceback", "ended"):
         status.pop(key, None)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -148,6 +147,8 @@ def heartbeat_timeout() -> float:
 def owner_alive(status: dict[str, Any], now: float | None = None) -> bool:
     """Whether the process that runs the run (per status.json) may still be running: its
     heartbeat is recent, or it is on this host and its pid is the same process."""
+    import socket  # lazily: only readers check liveness
+
     now = time.time() if now is None else now
     beat = status.get("heartbeat")
     if isinstance(beat, (int, float)) and now - beat < heartbeat_timeout():
