@@ -2,12 +2,14 @@
 
 Every measure runs in a fresh interpreter (cold imports): etude with this interpreter (the
 project's `.venv`), the peers with `.venv-bench`, which this script creates and fills on
-first use: experimaestro for the scheduler measures, exca for the pydantic infra ones. If a
-peer cannot be installed or one of its measures fails, its column says n/a and why; the exit
-status is non-zero only when an etude measure fails. While `etude.infra` cannot be imported
-yet, its rows say so instead of failing the run. The store table times the index
-(`store_cases.py`) and puts the scheduler measures beside those of etude before the index
-(commit BEFORE_STORE, checked out in a temporary git worktree).
+first use: experimaestro for the scheduler measures, exca for the pydantic infra ones, MLflow,
+Aim and ClearML for run tracking. If a peer cannot be installed or one of its measures fails,
+its column says n/a and why; the exit status is non-zero only when an etude measure fails.
+While `etude.infra` cannot be imported yet, its rows say so instead of failing the run. The
+store table times the index (`store_cases.py`) and puts the scheduler measures beside those of
+etude before the index (commit BEFORE_STORE, checked out in a temporary git worktree). The
+tracking table (`tracking_cases.py`) gives the peers smaller counts and scales their times up
+linearly (the row says by how much).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,7 +32,18 @@ HERE = ROOT / "benchmarks"
 BENCH_VENV = ROOT / ".venv-bench"
 XPM_VERSION = "2.7.0"
 EXCA_SPEC = "0.6.*"  # pip version specifier: the newest 0.6 release
-PEERS = {"experimaestro": f"=={XPM_VERSION}", "exca": f"=={EXCA_SPEC}"}
+MLFLOW_VERSION = "3.17.2"  # the newest that installs: 3.18.0 needs an unpublished mlflow-skinny
+AIM_VERSION = "3.29.1"
+CLEARML_VERSION = "2.1.12"
+PEERS = {
+    "experimaestro": f"=={XPM_VERSION}",
+    "exca": f"=={EXCA_SPEC}",
+    "mlflow": f"=={MLFLOW_VERSION}",
+    "aim": f"=={AIM_VERSION}",
+    "clearml": f"=={CLEARML_VERSION}",
+}
+PEER_TABLE = {"experimaestro": "core", "exca": "infra", "mlflow": "tracking", "aim": "tracking",
+              "clearml": "tracking"}  # the table each peer is installed for
 
 IMPORT_REPEATS = 7
 IDENTIFIER_REPEATS = 3
@@ -49,10 +62,27 @@ N_STORE_FOLDERS = 10_000  # job folders for `etude index rebuild`
 AB_REPEATS = 3  # runs of each scheduler measure per side in the store table, interleaved
 BEFORE_STORE = "b15c838"  # the last commit before the index
 BEFORE_RATIO = 1.10  # the scheduler measures may take at most 10% longer than before it
+TRACKING_PEERS = ("mlflow", "aim", "clearml")
+N_POINTS = 1_000_000  # scalar reports from one run
+N_RUNS = 1_000  # runs made one after the other
+N_INDEXED_RUNS = 100_000  # runs in the index for Run.query
+# The peers do less and their times are scaled up linearly to the counts above: at the rates
+# measured on the 2-CPU development machine, the full counts take minutes each (MLflow
+# log_batch ~100 s for 1,000,000 points, Aim ~175 s; 1,000 runs: MLflow 12-14 s, Aim ~30 s).
+PEER_POINTS = {"mlflow": 20_000, "aim": 20_000, "clearml": 50_000}
+PEER_RUNS = {"mlflow": 200, "aim": 100, "clearml": 50}
+PEER_INDEXED_RUNS = {"mlflow": 500, "aim": 200}  # made with their API, untimed
+TRACKING_TIMEOUT = 120.0  # seconds, per case (one fresh interpreter)
+FILTER_TIMEOUT = 60.0  # the filter over the index: 300 times its target for etude
+INIT_REPEATS = 3
 
 
 class CaseFailed(RuntimeError):
     """A benchmark subprocess failed, timed out, or measured something other than asked."""
+
+
+class NotMeasured(CaseFailed):
+    """The measure does not apply to this framework (it has no such feature): n/a, and why."""
 
 
 @dataclass
@@ -75,6 +105,7 @@ class Row:
     target: float | None = None  # seconds; None: shown for reference only
     target_text: str = ""
     ratio_target: float | None = None  # met when etude / peer is at most this
+    scales: dict[str, float] = field(default_factory=dict)  # peer -> factor its time was scaled by
     values: dict[str, float | None] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
 
@@ -114,8 +145,8 @@ def _run_step(argv: list[str]) -> str:
     return f"`{' '.join(argv)}` exited {done.returncode}; its output ends with:\n{tail}"
 
 
-def ensure_bench_env() -> tuple[Path | None, dict[str, str]]:
-    """`.venv-bench` with every peer of PEERS: (its python, {peer: why it is missing}).
+def ensure_bench_env(packages: list[str]) -> tuple[Path | None, dict[str, str]]:
+    """`.venv-bench` with these peers of PEERS: (its python, {peer: why it is missing}).
 
     Each peer is installed by its own pip call, so one that fails leaves the others usable.
     """
@@ -123,9 +154,10 @@ def ensure_bench_env() -> tuple[Path | None, dict[str, str]]:
     if not python.exists():
         why = _run_step([sys.executable, "-m", "venv", str(BENCH_VENV)])
         if why:
-            return None, dict.fromkeys(PEERS, why)
+            return None, dict.fromkeys(packages, why)
     missing: dict[str, str] = {}
-    for package, spec in PEERS.items():
+    for package in packages:
+        spec = PEERS[package]
         if _satisfies(installed_version(python, package), spec):
             continue
         why = _run_step([str(python), "-m", "pip", "install", "--quiet", f"{package}{spec}"])
@@ -408,12 +440,12 @@ def collect(frameworks: list[Framework], steps: list[Step]) -> tuple[list[Row], 
                     row.values[fw.label] = None
                     row.reasons[fw.label] = fw.missing
                 continue
-            _note(f"{fw.label}: {rows[-1].label} ...")
+            _note(f"{fw.label}: {rows[-1].label.strip()} ...")
             try:
                 got = measure(fw)
             except CaseFailed as exc:
                 etude_ok = etude_ok and fw.label != "etude"
-                _note(f"{fw.label}: FAILED: {exc}")
+                _note(f"{fw.label}: {'n/a' if isinstance(exc, NotMeasured) else 'FAILED'}: {exc}")
                 for row in rows:
                     row.values[fw.label] = None
                     row.reasons[fw.label] = str(exc)
@@ -586,6 +618,149 @@ def store_table() -> tuple[list[Row], bool, list[str]]:
     return [*rows, tasks, resubmit], etude_ok, notes
 
 
+# -- run tracking: etude.tracking against MLflow, Aim and ClearML (tracking_cases.py) --------
+def _scales(full: int, peers: dict[str, int]) -> dict[str, float]:
+    return {label: full / count for label, count in peers.items()}
+
+
+class TrackingMeasures:
+    """The tracking measures of one framework after another, in folders under `root`: the
+    read measure reads the run the points measure wrote, the two query measures share one
+    populated workspace. Peers do the counts of PEER_* and their times are scaled up."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.written: dict[str, tuple[Path, str, int]] = {}  # label -> (workspace, run, points)
+        self.populated: dict[str, tuple[Path, int]] = {}
+        self.notes: list[str] = []
+
+    def _count(self, fw: Framework, full: int, peers: dict[str, int]) -> tuple[int, float]:
+        """(what `fw` does, the factor its time is scaled by)."""
+        count = full if fw.label == "etude" else peers.get(fw.label, 0)
+        if not count:
+            raise NotMeasured(f"{fw.label}: no count set for this measure")
+        return count, full / count
+
+    def points(self, fw: Framework) -> float:
+        count, scale = self._count(fw, N_POINTS, PEER_POINTS)
+        ws = self.root / fw.label / "points"
+        result = run_case(fw, "points", str(ws), str(count))
+        _expect(result, "points", count, f"{fw.label}: points")
+        self.written[fw.label] = (ws, str(result["run"]), count)
+        return result["seconds"] * scale
+
+    def read(self, fw: Framework) -> float:
+        if fw.label == "clearml":
+            raise NotMeasured("ClearML's offline mode has no API to read a run back (only a "
+                              "ClearML server serves scalars)")
+        if fw.label not in self.written:
+            raise CaseFailed("no series to read: writing it failed")
+        ws, run, count = self.written[fw.label]
+        result = run_case(fw, "read", str(ws), str(count), run)
+        _expect(result, "points", count, f"{fw.label}: read")
+        if "indexing" in result:
+            self.notes.append(f"{fw.label}: indexing the run before reading it took "
+                              f"{_fmt(result['indexing'])} (untimed)")
+        return result["seconds"] * N_POINTS / count
+
+    def many(self, fw: Framework) -> float:
+        count, scale = self._count(fw, N_RUNS, PEER_RUNS)
+        result = run_case(fw, "many", str(self.root / fw.label / "many"), str(count))
+        _expect(result, "runs", count, f"{fw.label}: runs made")
+        return result["seconds"] * scale
+
+    def _populate(self, fw: Framework) -> tuple[Path, int]:
+        if fw.label == "clearml":
+            raise NotMeasured("ClearML's offline mode has no query API (queries go to a "
+                              "ClearML server)")
+        if fw.label not in self.populated:
+            count, _ = self._count(fw, N_INDEXED_RUNS, PEER_INDEXED_RUNS)
+            ws = self.root / fw.label / "query"
+            made = run_case(replace(fw, timeout=600.0), "populate", str(ws), str(count))
+            _expect(made, "runs", count, f"{fw.label}: runs made for the queries")
+            how = "written into the index" if fw.label == "etude" else "made with its API"
+            extra = f", then indexed in {_fmt(made['indexing'])}" if "indexing" in made else ""
+            self.notes.append(f"{fw.label}: {count:,} runs {how} in {_fmt(made['seconds'])}"
+                              f"{extra} (untimed)")
+            self.populated[fw.label] = (ws, count)
+        return self.populated[fw.label]
+
+    def filter(self, fw: Framework) -> float:
+        ws, count = self._populate(fw)
+        result = run_case(replace(fw, timeout=FILTER_TIMEOUT), "filter", str(ws), str(count))
+        self.notes.append(f"{fw.label}: the filter matches {result['matched']:,} of "
+                          f"{count:,} runs; first call {_fmt(result['first'])}")
+        return result["seconds"] * N_INDEXED_RUNS / count
+
+    def page(self, fw: Framework) -> float:
+        ws, count = self._populate(fw)
+        result = run_case(fw, "page", str(ws), str(count))
+        self.notes.append(f"{fw.label}: first call of the sorted page {_fmt(result['first'])}")
+        return result["seconds"] * N_INDEXED_RUNS / count
+
+    def init(self, fw: Framework) -> float:
+        ws = str(self.root / fw.label / "init")
+        run_case(fw, "init-prepare", ws)
+        return best_of(INIT_REPEATS, lambda: run_case(fw, "init", ws)["seconds"])
+
+
+def tracking_steps(measures: TrackingMeasures) -> list[Step]:
+    points = _scales(N_POINTS, PEER_POINTS)
+    indexed = _scales(N_INDEXED_RUNS, PEER_INDEXED_RUNS)
+    return [
+        ([Row(f"{N_POINTS:,} report_scalar calls from one run, through close()", 2.0, "< 2 s",
+              scales=points)], measures.points),
+        ([Row(f"reading the {N_POINTS:,}-point series back", 0.3, "< 0.3 s", scales=points)],
+         measures.read),
+        ([Row(f"{N_RUNS:,} runs, 10 parameters and 3 metrics each", 1.0, "< 1 s",
+              scales=_scales(N_RUNS, PEER_RUNS))], measures.many),
+        ([Row(f"Run.query: a parameter and a metric condition, {N_INDEXED_RUNS:,} runs", 0.2,
+              "< 200 ms", scales=indexed)], measures.filter),
+        ([Row("  first page of 50 sorted by a metric", 0.1, "< 100 ms", scales=indexed)],
+         measures.page),
+        ([Row("Run.init() returning (default switches)", 0.1, "< 100 ms")], measures.init),
+        (
+            [
+                Row("interpreter start (`python -c pass`)", None, "reference"),
+                Row("import etude.tracking / mlflow / aim / clearml (beyond start)", 0.1,
+                    "< 100 ms"),
+            ],
+            measure_startup,
+        ),
+    ]
+
+
+def tracking_frameworks(pythons: dict[str, Path | None],
+                        headers: dict[str, str]) -> list[Framework]:
+    """etude and each tracking peer, all running tracking_cases.py."""
+    script = HERE / "tracking_cases.py"
+    frameworks = [Framework("etude", Path(sys.executable), script, "etude.tracking",
+                            timeout=TRACKING_TIMEOUT, args=("--lib", "etude"))]
+    for peer in TRACKING_PEERS:
+        frameworks.append(Framework(
+            peer, pythons[peer], script, peer,
+            missing=f"{headers[peer]} could not be installed (see above)",
+            timeout=TRACKING_TIMEOUT, args=("--lib", peer)))
+    return frameworks
+
+
+def tracking_table(frameworks: list[Framework]) -> tuple[list[Row], bool, list[str]]:
+    """Every tracking measure for etude and each peer, in one scratch folder."""
+    with _scratch() as root:
+        measures = TrackingMeasures(Path(root))
+        rows, etude_ok = collect(frameworks, tracking_steps(measures))
+    scaled = "; ".join(
+        f"{peer}: {PEER_POINTS[peer]:,} points, {PEER_RUNS[peer]:,} runs"
+        + (f", queries over {PEER_INDEXED_RUNS[peer]:,} runs" if peer in PEER_INDEXED_RUNS
+           else "")
+        for peer in TRACKING_PEERS)
+    notes = [f"(xN): the peer did 1/N of the work and its time was multiplied by N ({scaled})",
+             "clearml reports from a thread (report_use_subprocess: false): its default "
+             "reporting subprocess made close() wait minutes here (see benchmarks/README.md)",
+             *measures.notes]
+    return rows, etude_ok, notes
+
+
 # -- the report ----------------------------------------------------------------------------
 def _fmt(seconds: float | None) -> str:
     if seconds is None:
@@ -597,21 +772,32 @@ def _fmt(seconds: float | None) -> str:
     return f"{seconds:.2f} s"
 
 
-def table_cells(row: Row, peer: str) -> list[str]:
-    ours, theirs = row.values.get("etude"), row.values.get(peer)
+def table_cells(row: Row, peers: list[str]) -> list[str]:
+    """The row's cells: etude, its target, whether met, then each peer's time and the ratio
+    (a scaled time says `(xN)`); a ratio target is judged against the first peer."""
+    ours = row.values.get("etude")
     verdict = ""
     if row.target is not None and ours is not None:
         verdict = "yes" if ours <= row.target else "NO"
-    if row.ratio_target is not None and ours is not None and theirs:
-        verdict = "yes" if ours / theirs <= row.ratio_target else "NO"
-    ratio = f"{ours / theirs:.3f}" if ours is not None and theirs else "n/a"
-    return [row.label, _fmt(ours), row.target_text, verdict, _fmt(theirs), ratio]
+    first = row.values.get(peers[0])
+    if row.ratio_target is not None and ours is not None and first:
+        verdict = "yes" if ours / first <= row.ratio_target else "NO"
+    cells = [row.label, _fmt(ours), row.target_text, verdict]
+    for peer in peers:
+        theirs = row.values.get(peer)
+        scale = row.scales.get(peer)
+        shown = _fmt(theirs) + (f" (x{scale:,.0f})" if theirs is not None and scale else "")
+        cells += [shown, f"{ours / theirs:.3f}" if ours is not None and theirs else "n/a"]
+    return cells
 
 
-def print_table(rows: list[Row], title: str, peer: str, peer_header: str) -> None:
-    target = "target" if peer == "before store" else "SPEC target"
-    headers = ["measure", "etude", target, "met", peer_header, f"etude / {peer}"]
-    cells = [table_cells(row, peer) for row in rows]
+def print_table(rows: list[Row], title: str, peers: list[tuple[str, str]],
+                target: str = "SPEC target") -> None:
+    """`peers`: (label, column header) of each framework beside etude."""
+    headers = ["measure", "etude", target, "met"]
+    for label, header in peers:
+        headers += [header, f"etude / {label}"]
+    cells = [table_cells(row, [label for label, _ in peers]) for row in rows]
     try:
         from rich.console import Console
         from rich.table import Table
@@ -626,7 +812,7 @@ def print_table(rows: list[Row], title: str, peer: str, peer_header: str) -> Non
         table.add_column(header, justify="left" if i == 0 else "right")
     for line in cells:
         table.add_row(*line)
-    Console(width=max(120, Console().width)).print(table)
+    Console(width=max(120 + 36 * (len(peers) - 1), Console().width)).print(table)
 
 
 def print_notes(rows: list[Row]) -> None:
@@ -683,55 +869,64 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument(
         "--only",
-        choices=["core", "infra", "slurm", "store"],
+        choices=["core", "infra", "slurm", "store", "tracking"],
         help="run one table only (default: all)",
     )
     only = parser.parse_args().only
     started = time.perf_counter()
-    peers = only in (None, "core", "infra")  # the Slurm and store tables need no peer
-    bench_python, missing = ensure_bench_env() if peers else (None, {})
-    xpm_python, xpm_header = _peer(bench_python, missing, "experimaestro") if peers else (None, "")
-    exca_python, exca_header = _peer(bench_python, missing, "exca") if peers else (None, "")
+    needed = [peer for peer, table in PEER_TABLE.items() if only in (None, table)]
+    bench_python, missing = ensure_bench_env(needed) if needed else (None, {})
+    pythons, headers = {}, {}
+    for peer in needed:
+        pythons[peer], headers[peer] = _peer(bench_python, missing, peer)
     load_before = _load()
     etude_ok = True
-    tables: list[tuple[list[Row], str, str, str, list[str]]] = []
+    tables: list[tuple[list[Row], str, list[tuple[str, str]], str, list[str]]] = []
     if only in (None, "core"):
         frameworks = [
             Framework("etude", Path(sys.executable), HERE / "etude_cases.py", "etude"),
             Framework(
                 "experimaestro",
-                xpm_python,
+                pythons["experimaestro"],
                 HERE / "xpm_cases.py",
                 "experimaestro",
-                missing=f"{xpm_header} could not be installed (see above)",
+                missing=f"{headers['experimaestro']} could not be installed (see above)",
                 timeout=240.0,
             ),
         ]
         rows, ok = collect(frameworks, core_steps())
         etude_ok = etude_ok and ok
-        tables.append(
-            (rows, "etude benchmarks (SPEC section 8)", "experimaestro", xpm_header, [])
-        )
+        tables.append((rows, "etude benchmarks (SPEC section 8)",
+                       [("experimaestro", headers["experimaestro"])], "SPEC target", []))
     if only in (None, "infra"):
-        frameworks, infra_ok = infra_frameworks(exca_python, exca_header)
+        frameworks, infra_ok = infra_frameworks(pythons["exca"], headers["exca"])
         rows, ok = collect(frameworks, infra_steps())
         etude_ok = etude_ok and ok and infra_ok
-        tables.append((rows, "pydantic infra (SPEC sections 4 and 8)", "exca", exca_header, []))
+        tables.append((rows, "pydantic infra (SPEC sections 4 and 8)",
+                       [("exca", headers["exca"])], "SPEC target", []))
     if only in (None, "slurm"):
         rows, ok = collect(slurm_frameworks(), slurm_steps())
-        tables.append(
-            (rows, "Slurm: one job array (etude) vs one sbatch per job", "per-job", "per job", [])
-        )
+        tables.append((rows, "Slurm: one job array (etude) vs one sbatch per job",
+                       [("per-job", "per job")], "SPEC target", []))
     if only in (None, "store"):
         rows, ok, notes = store_table()
         etude_ok = etude_ok and ok
         title = "Store: the index (SQLite), and the scheduler before and after it"
-        tables.append((rows, title, "before store", f"before store ({BEFORE_STORE})", notes))
+        tables.append((rows, title, [("before store", f"before store ({BEFORE_STORE})")],
+                       "target", notes))
+    if only in (None, "tracking"):
+        frameworks = tracking_frameworks(pythons, headers)
+        rows, ok, notes = tracking_table(frameworks)
+        etude_ok = etude_ok and ok
+        tables.append((rows, "Run tracking: etude.tracking, MLflow (SQLite), Aim, ClearML "
+                       "(offline)", [(peer, headers[peer]) for peer in TRACKING_PEERS],
+                       "SPEC target", notes))
     print(
         f"\n{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
         f"best of {IMPORT_REPEATS} (import), {IDENTIFIER_REPEATS} (identifiers), "
         f"{TASK_REPEATS} (tasks, resubmit), {INFRA_REPEATS} (infra), {AB_REPEATS} per side "
-        "(store table, before/after); each run in a fresh interpreter. 1-minute load average: "
+        f"(store table, before/after), {INIT_REPEATS} (Run.init), one run for the other "
+        "tracking measures; each run in a fresh interpreter. 1-minute load average: "
         f"{load_before:.1f} at the start, {_load():.1f} at the end."
     )
     busy = max(load_before, _load())
@@ -740,8 +935,8 @@ def main() -> int:
             f"note: the machine was busy (1-minute load average up to {busy:.1f} on "
             f"{os.cpu_count()} CPUs); timings of process-heavy measures are inflated."
         )
-    for rows, title, peer, header, notes in tables:
-        print_table(rows, title, peer, header)
+    for rows, title, peers, target, notes in tables:
+        print_table(rows, title, peers, target)
         print_notes(rows)
         for note in notes:
             print(note)

@@ -9,9 +9,11 @@ itself within `LIMIT_S` seconds, so that a test that fails does not leave proces
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -86,18 +88,27 @@ def finish(end: str, spec: dict[str, Any]) -> None:
         raise KeyboardInterrupt
     if end == "sys-exit":
         sys.exit(int(spec["code"]))
+    if end == "raise-system-exit":
+        raise SystemExit(int(spec["code"]))
+    if end == "caught-sys-exit":  # as a script that catches argparse's exit on bad arguments
+        try:
+            sys.exit(int(spec["code"]))
+        except SystemExit:
+            say("caught")
+        return
     assert end == "normal", end
 
 
 # -- signals -------------------------------------------------------------------------------------
 def loop(spec: dict[str, Any]) -> None:
     """Report loss/train as fast as possible (iteration i, value i / 2). Say `ready` once the
-    first points are in scalars.bin (and the environment is captured, so that the capture
-    thread is idle when the signal comes). With `progress`, append `TIME COUNT` to that file
-    every ~0.1 s: COUNT points were reported by TIME."""
+    first points are in scalars.bin (with `settle`, also once the environment is captured, so
+    that the capture thread is idle when a signal comes). With `progress`, append
+    `TIME COUNT` to that file every ~0.1 s: COUNT points were reported by TIME."""
     run = start(spec)
     say(f"id {run.id}")
-    run.environment  # noqa: B018 -- waits for the capture thread
+    if spec.get("settle"):
+        run.environment  # noqa: B018 -- waits for the capture thread
     report_scalar = run.logger.report_scalar
     scalars = run.folder / "scalars.bin"
     progress = open(spec["progress"], "a", buffering=1) if spec.get("progress") else None  # noqa: SIM115
@@ -119,15 +130,35 @@ def loop(spec: dict[str, Any]) -> None:
 
 
 def idle(spec: dict[str, Any]) -> None:
-    """Hold a run open with 5 points flushed, say `ready`, then wait for a line on stdin and
-    end normally (completed)."""
+    """Hold a run open (in a `with` block if `with`) with 5 points flushed, say `ready`,
+    then wait for a line on stdin and end normally (completed)."""
+    run = start(spec)
+    with run if spec.get("with") else contextlib.nullcontext(run):
+        say(f"id {run.id}")
+        report(run, 0, 5)
+        run.logger.flush()
+        run.environment  # noqa: B018 -- waits for the capture thread
+        say("ready")
+        sys.stdin.readline()
+
+
+def closing(spec: dict[str, Any]) -> None:
+    """Report 5 points and close the run (which waits for the environment capture, which a
+    slow `git` may hold up); say `closing` once the close has begun (the logger says it is
+    closed), from another thread, and `closed` after it."""
     run = start(spec)
     say(f"id {run.id}")
     report(run, 0, 5)
     run.logger.flush()
-    run.environment  # noqa: B018 -- waits for the capture thread
-    say("ready")
-    sys.stdin.readline()
+    log = run.logger
+
+    def announce() -> None:
+        wait_until(lambda: log.closed)
+        say("closing")
+
+    threading.Thread(target=announce, daemon=True).start()
+    run.close()
+    say("closed")
 
 
 class SignalingIteration:
@@ -209,6 +240,7 @@ SCENARIOS: dict[str, Callable[[dict[str, Any]], None]] = {
     "ending": ending,
     "loop": loop,
     "idle": idle,
+    "closing": closing,
     "interrupted-report": interrupted_report,
     "terminated-report": terminated_report,
     "concurrent": concurrent,

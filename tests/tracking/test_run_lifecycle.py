@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,7 +38,7 @@ QUIET = {
 #: How long a child may take to do what a test waits for (generous: loaded CI machines).
 DEADLINE_S = 60.0
 #: How long a run closing on SIGTERM may take before the test calls the process hung.
-CLOSE_DEADLINE_S = 8.0
+CLOSE_DEADLINE_S = 5.0
 
 
 # -- fixtures and helpers ----------------------------------------------------------------------
@@ -220,39 +221,60 @@ def test_keyboard_interrupt_right_after_init_ends_the_process_by_sigint(ws: Path
 
 
 @pytest.mark.parametrize(
-    ("end", "code", "state", "reason"),
+    ("end", "code", "returncode", "state", "reason"),
     [
-        pytest.param("sys-exit", 0, "completed", None, id="exit-0"),
+        pytest.param("sys-exit", 0, 0, "completed", None, id="exit-0"),
+        pytest.param("sys-exit", 3, 3, "failed", "exit", id="exit-3"),
+        pytest.param("with-sys-exit", 0, 0, "completed", None, id="with-exit-0"),
+        pytest.param("with-sys-exit", 3, 3, "failed", "exit", id="with-exit-3"),
+        pytest.param("raise-system-exit", 0, 0, "completed", None, id="raise-SystemExit-0"),
         pytest.param(
-            "sys-exit",
+            "raise-system-exit",
+            3,
             3,
             "failed",
             "exit",
-            id="exit-3",
+            id="raise-SystemExit-3",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="process.install records the exit code by replacing sys.exit "
+                "(_recording_exit); `raise SystemExit(3)` (what click and many CLIs do) "
+                "bypasses it, so _at_exit sees no code and closes the run as completed",
+            ),
         ),
-        pytest.param("with-sys-exit", 0, "completed", None, id="with-exit-0"),
         pytest.param(
-            "with-sys-exit",
+            "caught-sys-exit",
             3,
-            "failed",
-            "exit",
-            id="with-exit-3",
+            0,
+            "completed",
+            None,
+            id="caught-exit-3",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="_recording_exit stores the code of every sys.exit call, even one the "
+                "script catches (argparse's exit(2) on bad arguments caught to fall back to "
+                "defaults); the process then exits 0 but _at_exit closes the run as failed, "
+                "reason 'exit', from the stale code",
+            ),
         ),
     ],
 )
-def test_sys_exit_sets_the_state_from_its_code(
-    ws: Path, end: str, code: int, state: str, reason: str | None
+def test_sys_exit_sets_the_state_from_the_exit_code(
+    ws: Path, end: str, code: int, returncode: int, state: str, reason: str | None
 ) -> None:
     spec = {"workspace": str(ws), "end": end, "code": code}
-    returncode, run_id, stderr = run_to_end("ending", spec)
-    assert returncode == code, stderr
+    exited, run_id, stderr = run_to_end("ending", spec)
+    assert exited == returncode, stderr
     run = Run.get(run_id, workspace=ws)
     assert (run.state, run.reason) == (state, reason)
 
 
 # -- signals -------------------------------------------------------------------------------------
-def test_sigterm_to_a_waiting_process_aborts_the_run_and_ends_it_by_sigterm(ws: Path) -> None:
-    child = Child("idle", {"workspace": str(ws)})
+@pytest.mark.parametrize("in_with", [False, True], ids=["plain", "with-block"])
+def test_sigterm_to_a_waiting_process_aborts_the_run_and_ends_it_by_sigterm(
+    ws: Path, in_with: bool
+) -> None:
+    child = Child("idle", {"workspace": str(ws), "with": in_with})
     with children(child):
         child.expect("ready")
         child.process.send_signal(signal.SIGTERM)
@@ -267,7 +289,8 @@ def test_sigterm_to_processes_logging_in_a_loop_aborts_them_and_ends_them_by_sig
 ) -> None:
     """Five processes, each sent SIGTERM at its own moment of its logging loop."""
     started = tuple(
-        Child("loop", {"workspace": str(ws), "name": f"loop-{index}"}) for index in range(5)
+        Child("loop", {"workspace": str(ws), "name": f"loop-{index}", "settle": True})
+        for index in range(5)
     )
     with children(*started):
         for child in started:
@@ -297,10 +320,47 @@ def test_sigterm_arriving_inside_report_scalar_aborts_the_run(ws: Path) -> None:
     assert (run.state, run.reason) == ("aborted", "terminated")
 
 
+def slow_git(folder: Path, release: Path) -> dict[str, str]:
+    """Environment whose `git` waits until `release` exists: the environment capture, and
+    so `run.close()`, which waits for it, last until the test says."""
+    real = shutil.which("git")
+    assert real is not None, "these tests need git"
+    folder.mkdir()
+    fake = folder / "git"
+    fake.write_text(
+        f"#!/bin/sh\nwhile [ ! -e '{release}' ]; do sleep 0.01; done\nexec '{real}' \"$@\"\n"
+    )
+    fake.chmod(0o755)
+    return {"PATH": f"{folder}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="LiveRun.close sets `closed` first, then stops the console and waits (up to "
+    "10 s) for the capture thread before writing the final status; a SIGTERM meanwhile "
+    "raises process.Terminated inside close, the excepthook's close returns at once "
+    "(already closed) and the process kills itself, so status.json stays 'running' and "
+    "readers later call the run killed (the same holds for a SIGTERM during the atexit "
+    "close, where the handler finds no closer and dies at once)",
+)
+def test_sigterm_while_the_run_closes_still_records_how_it_ended(ws: Path, tmp_path: Path) -> None:
+    release = tmp_path / "release-git"
+    spec = {"workspace": str(ws), "streams": False}
+    child = Child("closing", spec, slow_git(tmp_path / "bin", release))
+    with children(child):
+        child.expect("closing")
+        child.process.send_signal(signal.SIGTERM)
+        release.touch()
+        assert child.wait(CLOSE_DEADLINE_S + 10) == -signal.SIGTERM
+    run = Run.get(child.run_id, workspace=ws)
+    assert run.state in ("aborted", "completed")
+    assert iterations(run) == list(range(5))
+
+
 def test_sigint_to_a_process_logging_in_a_loop_aborts_the_run(ws: Path) -> None:
     """Ctrl-C: the run is aborted, the process still dies by SIGINT, the points read back
     are consecutive from 0."""
-    child = Child("loop", {"workspace": str(ws)})
+    child = Child("loop", {"workspace": str(ws), "settle": True})
     with children(child):
         child.expect("ready")
         child.process.send_signal(signal.SIGINT)
@@ -682,7 +742,7 @@ def test_a_bad_report_raises_and_records_nothing(
 )
 def test_init_refuses_bad_arguments_and_starts_nothing(ws: Path, kwargs: dict[str, Any]) -> None:
     options = {"project": PROJECT, "name": "n", **kwargs}
-    with pytest.raises(ValueError, match="Run.init"):
+    with pytest.raises(ValueError, match=r"^Run\.init: "):
         Run.init(workspace=ws, **options, **QUIET)
     assert Run.current() is None
     assert not (ws / "runs").exists()
