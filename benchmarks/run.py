@@ -15,7 +15,6 @@ linearly (the row says by how much).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -24,8 +23,25 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from harness import (
+    IMPORT_REPEATS,
+    CaseFailed,
+    Framework,
+    Row,
+    Step,
+    best_of,
+    case_env,
+    collect,
+    expect,
+    format_seconds,
+    measure_startup,
+    progress,
+    run_case,
+    scratch_dir,
+)
+from tracking_bench import INIT_REPEATS, TRACKING_PEERS, tracking_frameworks, tracking_table
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = ROOT / "benchmarks"
@@ -45,7 +61,6 @@ PEERS = {
 PEER_TABLE = {"experimaestro": "core", "exca": "infra", "mlflow": "tracking", "aim": "tracking",
               "clearml": "tracking"}  # the table each peer is installed for
 
-IMPORT_REPEATS = 7
 IDENTIFIER_REPEATS = 3
 TASK_REPEATS = 2  # 100 real processes each: experimaestro needs ~30 s per run
 N_IDENTIFIERS = 10_000
@@ -62,52 +77,6 @@ N_STORE_FOLDERS = 10_000  # job folders for `etude index rebuild`
 AB_REPEATS = 3  # runs of each scheduler measure per side in the store table, interleaved
 BEFORE_STORE = "b15c838"  # the last commit before the index
 BEFORE_RATIO = 1.10  # the scheduler measures may take at most 10% longer than before it
-TRACKING_PEERS = ("mlflow", "aim", "clearml")
-N_POINTS = 1_000_000  # scalar reports from one run
-N_RUNS = 1_000  # runs made one after the other
-N_INDEXED_RUNS = 100_000  # runs in the index for Run.query
-# The peers do less and their times are scaled up linearly to the counts above: at the rates
-# measured on the 2-CPU development machine, the full counts take minutes each (MLflow
-# log_batch ~100 s for 1,000,000 points, Aim ~175 s; 1,000 runs: MLflow 12-14 s, Aim ~30 s).
-PEER_POINTS = {"mlflow": 20_000, "aim": 20_000, "clearml": 50_000}
-PEER_RUNS = {"mlflow": 200, "aim": 100, "clearml": 50}
-PEER_INDEXED_RUNS = {"mlflow": 500, "aim": 200}  # made with their API, untimed
-TRACKING_TIMEOUT = 120.0  # seconds, per case (one fresh interpreter)
-FILTER_TIMEOUT = 60.0  # the filter over the index: 300 times its target for etude
-INIT_REPEATS = 3
-
-
-class CaseFailed(RuntimeError):
-    """A benchmark subprocess failed, timed out, or measured something other than asked."""
-
-
-class NotMeasured(CaseFailed):
-    """The measure does not apply to this framework (it has no such feature): n/a, and why."""
-
-
-@dataclass
-class Framework:
-    """One side of the comparison: its interpreter, case script and module name."""
-
-    label: str
-    python: Path | None  # None: not available (reason in `missing`)
-    script: Path
-    module: str
-    missing: str = ""
-    timeout: float = 120.0
-    args: tuple[str, ...] = ()  # put before the case name on the command line
-    env: dict[str, str] = field(default_factory=dict)  # added to the environment
-
-
-@dataclass
-class Row:
-    label: str
-    target: float | None = None  # seconds; None: shown for reference only
-    target_text: str = ""
-    ratio_target: float | None = None  # met when etude / peer is at most this
-    scales: dict[str, float] = field(default_factory=dict)  # peer -> factor its time was scaled by
-    values: dict[str, float | None] = field(default_factory=dict)
-    reasons: dict[str, str] = field(default_factory=dict)
 
 
 # -- the benchmark environment -------------------------------------------------------------
@@ -133,7 +102,7 @@ def _satisfies(version: str | None, spec: str) -> bool:
 
 def _run_step(argv: list[str]) -> str:
     """Run one set-up command; "" if it worked, else why not."""
-    _note(f"setting up {BENCH_VENV.name}: {' '.join(Path(a).name for a in argv[:3])} ...")
+    progress(f"setting up {BENCH_VENV.name}: {' '.join(Path(a).name for a in argv[:3])} ...")
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=900)
     except subprocess.TimeoutExpired:
@@ -175,7 +144,8 @@ def probe_etude_infra() -> tuple[bool, str]:
     other error is a broken etude.infra, which fails the run.
     """
     code = "from etude.infra import TaskInfra, MapInfra"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env())
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=case_env())
     if done.returncode == 0:
         return True, ""
     last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
@@ -193,70 +163,6 @@ def _load() -> float:
         return os.getloadavg()[0]
     except OSError:
         return 0.0
-
-
-def _note(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
-# -- running one measure -------------------------------------------------------------------
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("ETUDE_DRY_RUN", None)  # a dry run would measure nothing
-    env.pop("PYTHONPATH", None)
-    # An installed package has its bytecode cached; without the cache every measure would
-    # also time compiling etude's modules (about 0.1 s on the 2-CPU development machine).
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    return env
-
-
-def run_case(fw: Framework, *args: str) -> dict[str, float]:
-    """Run `fw.script *args` in a fresh interpreter; return its `BENCH {json}` line."""
-    assert fw.python is not None
-    argv = [str(fw.python), str(fw.script), *fw.args, *args]
-    env = {**_env(), **fw.env}
-    try:
-        done = subprocess.run(
-            argv, capture_output=True, text=True, timeout=fw.timeout, env=env,
-            cwd=fw.script.parent,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise CaseFailed(
-            f"`{fw.script.name} {' '.join(args)}` ran over {exc.timeout:.0f} s"
-        ) from exc
-    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("BENCH ")]
-    if done.returncode != 0 or not lines:
-        tail = "\n    ".join((done.stderr or done.stdout).strip().splitlines()[-8:])
-        raise CaseFailed(
-            f"`{fw.script.name} {' '.join(args)}` exited {done.returncode}:\n    {tail}"
-        )
-    result: dict[str, float] = json.loads(lines[-1][len("BENCH ") :])
-    return result
-
-
-def wall_time(python: Path, code: str) -> float:
-    start = time.perf_counter()
-    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, env=_env())
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        raise CaseFailed(f"`python -c {code!r}` exited {done.returncode}: {done.stderr[-300:]}")
-    return seconds
-
-
-def best_of(repeats: int, measure: Callable[[], float]) -> float:
-    return min(measure() for _ in range(repeats))
-
-
-# -- the measures --------------------------------------------------------------------------
-def measure_startup(fw: Framework) -> tuple[float, float]:
-    """(bare interpreter start, `import MODULE` beyond it): best wall times, interleaved."""
-    assert fw.python is not None
-    python = fw.python
-    bare, loaded = [], []
-    for _ in range(IMPORT_REPEATS):
-        bare.append(wall_time(python, "pass"))
-        loaded.append(wall_time(python, f"import {fw.module}"))
-    return min(bare), max(min(loaded) - min(bare), 0.0)
 
 
 def measure_identifiers(fw: Framework) -> float:
@@ -298,19 +204,12 @@ def measure_resubmit(fw: Framework) -> float:
 
 
 # -- the pydantic infra measures (infra_cases.py, etude against exca) -----------------------
-def _scratch() -> tempfile.TemporaryDirectory[str]:
-    return tempfile.TemporaryDirectory(prefix="etude-bench-", ignore_cleanup_errors=True)
-
-
-def _expect(result: dict[str, float], key: str, wanted: int, what: str) -> None:
-    if result.get(key) != wanted:
-        raise CaseFailed(f"{what}: expected {key}={wanted}, got {result}")
 
 
 def measure_infra_uids(fw: Framework) -> float:
     def once() -> float:
         result = run_case(fw, "uids", str(N_UIDS))
-        _expect(result, "distinct", N_UIDS, "uids")
+        expect(result, "distinct", N_UIDS, "uids")
         return result["seconds"]
 
     return best_of(INFRA_REPEATS, once)
@@ -320,9 +219,9 @@ def _first_run(fw: Framework, case: str, count: int, value: str) -> float:
     """Best of INFRA_REPEATS runs of `case` on a new cache folder, all `count` computed."""
 
     def once() -> float:
-        with _scratch() as d:
+        with scratch_dir() as d:
             result = run_case(fw, case, str(Path(d) / "cache"), str(count))
-        _expect(result, "computed", count, case)
+        expect(result, "computed", count, case)
         return result[value]
 
     return best_of(INFRA_REPEATS, once)
@@ -331,13 +230,13 @@ def _first_run(fw: Framework, case: str, count: int, value: str) -> float:
 def _cached_run(fw: Framework, prepare: str, case: str, count: int, value: str) -> float:
     """`prepare` fills a cache folder once; then best of INFRA_REPEATS runs of `case` on it,
     each checked to have computed nothing."""
-    with _scratch() as d:
+    with scratch_dir() as d:
         folder = str(Path(d) / "cache")
         run_case(fw, prepare, folder, str(count))
 
         def once() -> float:
             result = run_case(fw, case, folder, str(count))
-            _expect(result, "computed", 0, f"{case} (results prepared by {prepare})")
+            expect(result, "computed", 0, f"{case} (results prepared by {prepare})")
             return result[value]
 
         return best_of(INFRA_REPEATS, once)
@@ -357,11 +256,6 @@ def measure_map_first(fw: Framework) -> float:
 
 def measure_map_cached(fw: Framework) -> float:
     return _cached_run(fw, "map-first", "map-cached", N_MAP, "seconds")
-
-
-# -- running the measures ------------------------------------------------------------------
-Measure = Callable[[Framework], "float | tuple[float, ...]"]
-Step = tuple[list[Row], Measure]
 
 
 def core_steps() -> list[Step]:
@@ -399,10 +293,10 @@ def infra_steps() -> list[Step]:
 
 def measure_slurm_jobs(fw: Framework) -> float:
     """One run: N_SLURM trivial jobs on the test cluster, submit to all done."""
-    with _scratch() as scratch:
+    with scratch_dir() as scratch:
         result = run_case(fw, str(Path(scratch) / "ws"), str(N_SLURM))
-    _expect(result, "jobs", N_SLURM, "Slurm jobs")
-    _note(f"{fw.label}: {result['sbatch_calls']} sbatch call(s)")
+    expect(result, "jobs", N_SLURM, "Slurm jobs")
+    progress(f"{fw.label}: {result['sbatch_calls']} sbatch call(s)")
     return float(result["seconds"])
 
 
@@ -430,56 +324,30 @@ def slurm_frameworks() -> list[Framework]:
     ]
 
 
-def collect(frameworks: list[Framework], steps: list[Step]) -> tuple[list[Row], bool]:
-    """Run every measure for every framework; return the rows and whether etude's all ran."""
-    etude_ok = True
-    for fw in frameworks:
-        for rows, measure in steps:
-            if fw.python is None:
-                for row in rows:
-                    row.values[fw.label] = None
-                    row.reasons[fw.label] = fw.missing
-                continue
-            _note(f"{fw.label}: {rows[-1].label.strip()} ...")
-            try:
-                got = measure(fw)
-            except CaseFailed as exc:
-                etude_ok = etude_ok and fw.label != "etude"
-                _note(f"{fw.label}: {'n/a' if isinstance(exc, NotMeasured) else 'FAILED'}: {exc}")
-                for row in rows:
-                    row.values[fw.label] = None
-                    row.reasons[fw.label] = str(exc)
-                continue
-            values = got if isinstance(got, tuple) else (got,)
-            for row, value in zip(rows, values, strict=True):
-                row.values[fw.label] = value
-                _note(f"{fw.label}: {row.label}: {_fmt(value)}")
-    return [row for rows, _ in steps for row in rows], etude_ok
-
-
 # -- the store: the index, and the scheduler before and after it ---------------------------
 def measure_index(fw: Framework) -> tuple[float, float, float, float, float]:
     """Queries on an index of N_STORE_JOBS jobs, then `etude jobs list` on it (store_cases.py)."""
-    with _scratch() as d:
+    with scratch_dir() as d:
         ws = str(Path(d) / "ws")
         made = run_case(fw, "generate", ws, str(N_STORE_JOBS))
-        _expect(made, "jobs", N_STORE_JOBS, "generate")
-        _note(f"{fw.label}: index of {N_STORE_JOBS:,} jobs written in {made['seconds']:.1f} s")
+        expect(made, "jobs", N_STORE_JOBS, "generate")
+        progress(f"{fw.label}: index of {N_STORE_JOBS:,} jobs written in {made['seconds']:.1f} s")
         query = run_case(fw, "query", ws)
-        _note(f"{fw.label}: {query['matching']:,} jobs match the filter; per state without "
+        progress(f"{fw.label}: {query['matching']:,} jobs match the filter; per state without "
               f"the state condition: {query['counts']}")
         listed = run_case(fw, "cli-list", ws, str(N_STORE_JOBS))
-        _expect(listed, "jobs_after", N_STORE_JOBS, "jobs in the index after `jobs list`")
+        expect(listed, "jobs_after", N_STORE_JOBS, "jobs in the index after `jobs list`")
     return query["page"], query["count"], query["by_param"], listed["seconds"], listed["refresh"]
 
 
 def measure_rebuild(fw: Framework) -> float:
-    with _scratch() as d:
+    with scratch_dir() as d:
         ws = str(Path(d) / "ws")
         run_case(fw, "folders", ws, str(N_STORE_FOLDERS))
         result = run_case(fw, "rebuild", ws, str(N_STORE_FOLDERS))
-    _expect(result, "indexed", N_STORE_FOLDERS, "`etude index rebuild`")
-    _note(f"{fw.label}: index rebuild: first run (creates the index) {_fmt(result['first'])}")
+    expect(result, "indexed", N_STORE_FOLDERS, "`etude index rebuild`")
+    first = format_seconds(result["first"])
+    progress(f"{fw.label}: index rebuild: first run (creates the index) {first}")
     return result["seconds"]
 
 
@@ -514,7 +382,7 @@ def _git(*args: str) -> str:
 def before_store() -> Iterator[Framework]:
     """etude as of BEFORE_STORE in a temporary git worktree (removed on exit), run with this
     interpreter and PYTHONPATH=WORKTREE/src; `missing` says why when it cannot be."""
-    with _scratch() as scratch:
+    with scratch_dir() as scratch:
         tree = Path(scratch) / "etude"
         why = _git("worktree", "add", "--detach", str(tree), BEFORE_STORE)
         env = {"PYTHONPATH": str(tree / "src")}
@@ -523,7 +391,7 @@ def before_store() -> Iterator[Framework]:
         if not why:
             probe = "import etude; print(etude.__file__)"
             done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                                  env={**_env(), **env})
+                                  env={**case_env(), **env})
             if not done.stdout.startswith(str(tree)):
                 why = f"PYTHONPATH={tree / 'src'} imports {done.stdout.strip() or done.stderr}"
         if why:
@@ -539,7 +407,7 @@ def before_store() -> Iterator[Framework]:
 def _tasks_run(fw: Framework, _: Path) -> float:
     """One `tasks` run in a fresh workspace; the current etude must make an index there, the
     one before the store must not (proof that each side ran its own code)."""
-    with _scratch() as d:
+    with scratch_dir() as d:
         ws = Path(d) / "ws"
         result = run_case(fw, "tasks", str(ws), str(N_TASKS))
         indexed = (ws / ".etude" / "index.sqlite").exists()
@@ -552,7 +420,7 @@ def _tasks_run(fw: Framework, _: Path) -> float:
 
 def _resubmit_run(fw: Framework, ws: Path) -> float:
     result = run_case(fw, "resubmit", str(ws), str(N_RESUBMIT))
-    _expect(result, "reused", N_RESUBMIT, f"{fw.label}: resubmit")
+    expect(result, "reused", N_RESUBMIT, f"{fw.label}: resubmit")
     return float(result["seconds"])
 
 
@@ -573,7 +441,7 @@ def interleaved(
     live = []
     with ExitStack() as stack:
         for fw in frameworks:
-            ws = Path(stack.enter_context(_scratch())) / "ws"
+            ws = Path(stack.enter_context(scratch_dir())) / "ws"
             try:
                 if fw.python is None:
                     raise CaseFailed(fw.missing)
@@ -584,17 +452,18 @@ def interleaved(
                 row.reasons[fw.label] = str(exc)
         for turn in range(AB_REPEATS):
             for fw, ws in list(live):
-                _note(f"{fw.label}: {row.label} (run {turn + 1} of {AB_REPEATS}) ...")
+                progress(f"{fw.label}: {row.label} (run {turn + 1} of {AB_REPEATS}) ...")
                 try:
                     runs[fw.label].append(once(fw, ws))
                 except CaseFailed as exc:
-                    _note(f"{fw.label}: FAILED: {exc}")
+                    progress(f"{fw.label}: FAILED: {exc}")
                     row.reasons[fw.label] = str(exc)
                     live.remove((fw, ws))
     for fw in frameworks:
         got = runs[fw.label] if fw.label not in row.reasons else []
         row.values[fw.label] = min(got) if got else None
-    text = "; ".join(f"{label} {' '.join(_fmt(t) for t in times)}" for label, times in runs.items())
+    text = "; ".join(f"{label} {' '.join(format_seconds(t) for t in times)}"
+                     for label, times in runs.items())
     return "etude" not in row.reasons, f"{row.label.strip()}, every run in order: {text}"
 
 
@@ -618,158 +487,7 @@ def store_table() -> tuple[list[Row], bool, list[str]]:
     return [*rows, tasks, resubmit], etude_ok, notes
 
 
-# -- run tracking: etude.tracking against MLflow, Aim and ClearML (tracking_cases.py) --------
-def _scales(full: int, peers: dict[str, int]) -> dict[str, float]:
-    return {label: full / count for label, count in peers.items()}
-
-
-class TrackingMeasures:
-    """The tracking measures of one framework after another, in folders under `root`: the
-    read measure reads the run the points measure wrote, the two query measures share one
-    populated workspace. Peers do the counts of PEER_* and their times are scaled up."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.written: dict[str, tuple[Path, str, int]] = {}  # label -> (workspace, run, points)
-        self.populated: dict[str, tuple[Path, int]] = {}
-        self.notes: list[str] = []
-
-    def _count(self, fw: Framework, full: int, peers: dict[str, int]) -> tuple[int, float]:
-        """(what `fw` does, the factor its time is scaled by)."""
-        count = full if fw.label == "etude" else peers.get(fw.label, 0)
-        if not count:
-            raise NotMeasured(f"{fw.label}: no count set for this measure")
-        return count, full / count
-
-    def points(self, fw: Framework) -> float:
-        count, scale = self._count(fw, N_POINTS, PEER_POINTS)
-        ws = self.root / fw.label / "points"
-        result = run_case(fw, "points", str(ws), str(count))
-        _expect(result, "points", count, f"{fw.label}: points")
-        self.written[fw.label] = (ws, str(result["run"]), count)
-        return result["seconds"] * scale
-
-    def read(self, fw: Framework) -> float:
-        if fw.label == "clearml":
-            raise NotMeasured("ClearML's offline mode has no API to read a run back (only a "
-                              "ClearML server serves scalars)")
-        if fw.label not in self.written:
-            raise CaseFailed("no series to read: writing it failed")
-        ws, run, count = self.written[fw.label]
-        result = run_case(fw, "read", str(ws), str(count), run)
-        _expect(result, "points", count, f"{fw.label}: read")
-        if "indexing" in result:
-            self.notes.append(f"{fw.label}: indexing the run before reading it took "
-                              f"{_fmt(result['indexing'])} (untimed)")
-        return result["seconds"] * N_POINTS / count
-
-    def many(self, fw: Framework) -> float:
-        count, scale = self._count(fw, N_RUNS, PEER_RUNS)
-        result = run_case(fw, "many", str(self.root / fw.label / "many"), str(count))
-        _expect(result, "runs", count, f"{fw.label}: runs made")
-        return result["seconds"] * scale
-
-    def _populate(self, fw: Framework) -> tuple[Path, int]:
-        if fw.label == "clearml":
-            raise NotMeasured("ClearML's offline mode has no query API (queries go to a "
-                              "ClearML server)")
-        if fw.label not in self.populated:
-            count, _ = self._count(fw, N_INDEXED_RUNS, PEER_INDEXED_RUNS)
-            ws = self.root / fw.label / "query"
-            made = run_case(replace(fw, timeout=600.0), "populate", str(ws), str(count))
-            _expect(made, "runs", count, f"{fw.label}: runs made for the queries")
-            how = "written into the index" if fw.label == "etude" else "made with its API"
-            extra = f", then indexed in {_fmt(made['indexing'])}" if "indexing" in made else ""
-            self.notes.append(f"{fw.label}: {count:,} runs {how} in {_fmt(made['seconds'])}"
-                              f"{extra} (untimed)")
-            self.populated[fw.label] = (ws, count)
-        return self.populated[fw.label]
-
-    def filter(self, fw: Framework) -> float:
-        ws, count = self._populate(fw)
-        result = run_case(replace(fw, timeout=FILTER_TIMEOUT), "filter", str(ws), str(count))
-        self.notes.append(f"{fw.label}: the filter matches {result['matched']:,} of "
-                          f"{count:,} runs; first call {_fmt(result['first'])}")
-        return result["seconds"] * N_INDEXED_RUNS / count
-
-    def page(self, fw: Framework) -> float:
-        ws, count = self._populate(fw)
-        result = run_case(fw, "page", str(ws), str(count))
-        self.notes.append(f"{fw.label}: first call of the sorted page {_fmt(result['first'])}")
-        return result["seconds"] * N_INDEXED_RUNS / count
-
-    def init(self, fw: Framework) -> float:
-        ws = str(self.root / fw.label / "init")
-        run_case(fw, "init-prepare", ws)
-        return best_of(INIT_REPEATS, lambda: run_case(fw, "init", ws)["seconds"])
-
-
-def tracking_steps(measures: TrackingMeasures) -> list[Step]:
-    points = _scales(N_POINTS, PEER_POINTS)
-    indexed = _scales(N_INDEXED_RUNS, PEER_INDEXED_RUNS)
-    return [
-        ([Row(f"{N_POINTS:,} report_scalar calls from one run, through close()", 2.0, "< 2 s",
-              scales=points)], measures.points),
-        ([Row(f"reading the {N_POINTS:,}-point series back", 0.3, "< 0.3 s", scales=points)],
-         measures.read),
-        ([Row(f"{N_RUNS:,} runs, 10 parameters and 3 metrics each", 1.0, "< 1 s",
-              scales=_scales(N_RUNS, PEER_RUNS))], measures.many),
-        ([Row(f"Run.query: a parameter and a metric condition, {N_INDEXED_RUNS:,} runs", 0.2,
-              "< 200 ms", scales=indexed)], measures.filter),
-        ([Row("  first page of 50 sorted by a metric", 0.1, "< 100 ms", scales=indexed)],
-         measures.page),
-        ([Row("Run.init() returning (default switches)", 0.1, "< 100 ms")], measures.init),
-        (
-            [
-                Row("interpreter start (`python -c pass`)", None, "reference"),
-                Row("import etude.tracking / mlflow / aim / clearml (beyond start)", 0.1,
-                    "< 100 ms"),
-            ],
-            measure_startup,
-        ),
-    ]
-
-
-def tracking_frameworks(pythons: dict[str, Path | None],
-                        headers: dict[str, str]) -> list[Framework]:
-    """etude and each tracking peer, all running tracking_cases.py."""
-    script = HERE / "tracking_cases.py"
-    frameworks = [Framework("etude", Path(sys.executable), script, "etude.tracking",
-                            timeout=TRACKING_TIMEOUT, args=("--lib", "etude"))]
-    for peer in TRACKING_PEERS:
-        frameworks.append(Framework(
-            peer, pythons[peer], script, peer,
-            missing=f"{headers[peer]} could not be installed (see above)",
-            timeout=TRACKING_TIMEOUT, args=("--lib", peer)))
-    return frameworks
-
-
-def tracking_table(frameworks: list[Framework]) -> tuple[list[Row], bool, list[str]]:
-    """Every tracking measure for etude and each peer, in one scratch folder."""
-    with _scratch() as root:
-        measures = TrackingMeasures(Path(root))
-        rows, etude_ok = collect(frameworks, tracking_steps(measures))
-    scaled = "; ".join(
-        f"{peer}: {PEER_POINTS[peer]:,} points, {PEER_RUNS[peer]:,} runs"
-        + (f", queries over {PEER_INDEXED_RUNS[peer]:,} runs" if peer in PEER_INDEXED_RUNS
-           else "")
-        for peer in TRACKING_PEERS)
-    notes = [f"(xN): the peer did 1/N of the work and its time was multiplied by N ({scaled})",
-             "clearml reports from a thread (report_use_subprocess: false): its default "
-             "reporting subprocess made close() wait minutes here (see benchmarks/README.md)",
-             *measures.notes]
-    return rows, etude_ok, notes
-
-
 # -- the report ----------------------------------------------------------------------------
-def _fmt(seconds: float | None) -> str:
-    if seconds is None:
-        return "n/a"
-    if seconds < 0.001:
-        return f"{seconds * 1000:.3f} ms"
-    if seconds < 1.0:
-        return f"{seconds * 1000:.1f} ms"
-    return f"{seconds:.2f} s"
 
 
 def table_cells(row: Row, peers: list[str]) -> list[str]:
@@ -782,11 +500,12 @@ def table_cells(row: Row, peers: list[str]) -> list[str]:
     first = row.values.get(peers[0])
     if row.ratio_target is not None and ours is not None and first:
         verdict = "yes" if ours / first <= row.ratio_target else "NO"
-    cells = [row.label, _fmt(ours), row.target_text, verdict]
+    cells = [row.label, format_seconds(ours), row.target_text, verdict]
     for peer in peers:
         theirs = row.values.get(peer)
         scale = row.scales.get(peer)
-        shown = _fmt(theirs) + (f" (x{scale:,.0f})" if theirs is not None and scale else "")
+        shown = format_seconds(theirs) + (
+            f" (x{scale:,.0f})" if theirs is not None and scale else "")
         cells += [shown, f"{ours / theirs:.3f}" if ours is not None and theirs else "n/a"]
     return cells
 
@@ -842,7 +561,7 @@ def infra_frameworks(bench_python: Path | None, exca_header: str) -> tuple[list[
     ok, why = probe_etude_infra()
     absent = not ok and why.startswith(("ImportError", "ModuleNotFoundError"))
     if not ok:
-        _note(f"etude.infra {'not available yet' if absent else 'FAILED to import'}: {why}")
+        progress(f"etude.infra {'not available yet' if absent else 'FAILED to import'}: {why}")
     script = HERE / "infra_cases.py"
     frameworks = [
         Framework(

@@ -29,7 +29,7 @@ import pytest
 from matplotlib.figure import Figure
 from tensorboardX import SummaryWriter
 
-from etude.tracking import frameworks
+from etude.tracking import hook_state, import_hook
 from etude.tracking.frameworks import (
     FrameworkSink,
     apply_pending_arguments,
@@ -98,7 +98,7 @@ class Current:
 def clean_hooks() -> Iterator[None]:
     """Each test starts unhooked; afterwards the hooks `import etude.tracking` installed come
     back, so that other test modules see the process as they expect."""
-    saved = dict(frameworks._state.getters)
+    saved = dict(hook_state.state.getters)
     uninstall_all()
     yield
     uninstall_all()
@@ -406,11 +406,8 @@ def test_savefig_called_from_etude_is_not_reported(sink: RecordingSink, tmp_path
 
 
 POST_IMPORT_SCRIPT = """
-import importlib.util, sys
-spec = importlib.util.spec_from_file_location("frameworks_probe", sys.argv[1])
-module = importlib.util.module_from_spec(spec)
-sys.modules["frameworks_probe"] = module
-spec.loader.exec_module(module)
+import sys
+import etude.tracking.frameworks as module
 heavy = {"matplotlib", "tensorboardX", "joblib", "torch", "numpy"}
 print("HEAVY", sorted(m for m in sys.modules if m.split(".")[0] in heavy))
 
@@ -427,17 +424,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 figure = plt.figure()
 figure.suptitle("late")
-figure.savefig(sys.argv[2] + "/late.png")
+figure.savefig(sys.argv[1] + "/late.png")
 import joblib
-joblib.dump([1, 2], sys.argv[2] + "/late.joblib")
+joblib.dump([1, 2], sys.argv[1] + "/late.joblib")
 """
 
 
 def test_libraries_imported_after_install_are_hooked_on_import(tmp_path: Path) -> None:
-    """In a fresh process: importing the module imports no library; matplotlib and joblib
-    imported after install_framework_hooks are hooked by their import."""
+    """In a fresh process: importing etude.tracking.frameworks imports no library; matplotlib
+    and joblib imported after install_framework_hooks are hooked by their import."""
     result = subprocess.run(
-        [sys.executable, "-c", POST_IMPORT_SCRIPT, frameworks.__file__, str(tmp_path)],
+        [sys.executable, "-c", POST_IMPORT_SCRIPT, str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -597,4 +594,4 @@ def test_uninstall_all_restores_the_originals() -> None:
 
     uninstall_all()
     assert all(getattr(o, n) is orig for (o, n), orig in zip(targets, originals, strict=True))
-    assert not any(isinstance(f, frameworks._PostImportFinder) for f in sys.meta_path)
+    assert not any(isinstance(f, import_hook._PostImportFinder) for f in sys.meta_path)

@@ -334,15 +334,6 @@ def slow_git(folder: Path, release: Path) -> dict[str, str]:
     return {"PATH": f"{folder}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LiveRun.close sets `closed` first, then stops the console and waits (up to "
-    "10 s) for the capture thread before writing the final status; a SIGTERM meanwhile "
-    "raises process.Terminated inside close, the excepthook's close returns at once "
-    "(already closed) and the process kills itself, so status.json stays 'running' and "
-    "readers later call the run killed (the same holds for a SIGTERM during the atexit "
-    "close, where the handler finds no closer and dies at once)",
-)
 def test_sigterm_while_the_run_closes_still_records_how_it_ended(ws: Path, tmp_path: Path) -> None:
     release = tmp_path / "release-git"
     spec = {"workspace": str(ws), "streams": False}

@@ -52,9 +52,9 @@ def _run_state(name: str, value: Value) -> str:
 class ParamField(KeyValueField):
     """`params.KEY`: KEY in any section; `params."Section/KEY"`: that one."""
 
-    def _where(self, key: str) -> tuple[Condition, Condition]:
+    def _key(self, key: str) -> Condition:
         column = run_params.c.path if "/" in key else run_params.c.key
-        return run_params.c.run_pk == runs.c.pk, column == key
+        return column == key
 
 
 class MetricField(FieldResolver):
@@ -86,10 +86,10 @@ class MetricField(FieldResolver):
 
     def _exists(self, path: str, condition: Any) -> Condition:
         title, series, column = self._target(path)
-        query = sa.select(1).where(run_metrics.c.run_pk == runs.c.pk,
-                                   run_metrics.c.title == title, run_metrics.c.series == series,
-                                   column.is_not(None), condition(column))
-        return query.correlate(runs).exists()
+        query = sa.select(run_metrics.c.run_pk).where(
+            run_metrics.c.title == title, run_metrics.c.series == series,
+            column.is_not(None), condition(column))
+        return runs.c.pk.in_(query)  # built once (see KeyValueField._exists)
 
     def condition(self, path: str | None, op: str, values: Sequence[Value]) -> Condition:
         assert path is not None
@@ -141,9 +141,17 @@ def run_fields() -> list[str]:
     return [resolver.usage for resolver in RUN_FIELDS.values()]
 
 
-@dataclass
+ROW_COLUMNS = ("pk", "id", "kind", "folder", "project", "name", "type", "state", "reason",
+               "message", "comment", "parent", "tags", "host", "created", "started", "ended",
+               "modified", "archived", "outputs")
+
+
 class RunRow:
-    """A run as the index holds it (parameters and metrics are read with `run_values`)."""
+    """A run as the index holds it (parameters and metrics are read with `run_values`).
+    Built from a result tuple in ROW_COLUMNS order; `tags` is decoded when first read, since
+    queries may return tens of thousands of rows."""
+
+    __slots__ = (*(c if c != "tags" else "_tags" for c in ROW_COLUMNS), "_tag_list")
 
     pk: int
     id: str
@@ -157,7 +165,6 @@ class RunRow:
     message: str | None
     comment: str | None
     parent: str | None
-    tags: list[str]
     host: str | None
     created: float | None
     started: float | None
@@ -166,17 +173,25 @@ class RunRow:
     archived: bool
     outputs: int
 
-    @classmethod
-    def from_row(cls, row: Any) -> RunRow:
-        return cls(pk=row.pk, id=row.id, kind=row.kind, folder=row.folder,
-                   project=row.project, name=row.name, type=row.type, state=row.state,
-                   reason=row.reason, message=row.message, comment=row.comment,
-                   parent=row.parent, tags=json.loads(row.tags or "[]"), host=row.host,
-                   created=row.created, started=row.started, ended=row.ended,
-                   modified=row.modified, archived=bool(row.archived), outputs=row.outputs)
+    def __init__(self, values: Sequence[Any]) -> None:
+        (self.pk, self.id, self.kind, self.folder, self.project, self.name, self.type,
+         self.state, self.reason, self.message, self.comment, self.parent, self._tags,
+         self.host, self.created, self.started, self.ended, self.modified, archived,
+         self.outputs) = values
+        self.archived = bool(archived)
+        self._tag_list: list[str] | None = None
+
+    @property
+    def tags(self) -> list[str]:
+        if self._tag_list is None:
+            self._tag_list = json.loads(self._tags or "[]")
+        return list(self._tag_list)
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "pk"}
+        return {name: getattr(self, name) for name in ROW_COLUMNS if name != "pk"}
+
+    def __repr__(self) -> str:
+        return f"RunRow({self.id!r}, {self.project!r}, {self.name!r}, {self.state!r})"
 
 
 @dataclass
@@ -239,11 +254,10 @@ def _tag_condition(tag: str) -> Condition:
 
     excluded = tag.startswith("-")
     name, (kind, _num, text) = tag_value(tag[1:] if excluded else tag)
-    query = sa.select(1).where(run_tags.c.run_pk == runs.c.pk, run_tags.c.name == name)
+    query = sa.select(run_tags.c.run_pk).where(run_tags.c.name == name)
     if kind != "null":
         query = query.where(run_tags.c.text == text)
-    exists = query.correlate(runs).exists()
-    return sa.not_(exists) if excluded else exists
+    return runs.c.pk.not_in(query) if excluded else runs.c.pk.in_(query)
 
 
 def query_runs(connection: sa.Connection, ws: int, spec: RunFilter, sort: str | None = None,
@@ -251,12 +265,13 @@ def query_runs(connection: sa.Connection, ws: int, spec: RunFilter, sort: str | 
     """The runs matching `spec`, sorted by `sort` (default: newest first)."""
     order = sort_by(sort, RUN_FIELDS, runs.c.pk) if sort else [
         sa.nulls_last(runs.c.created.desc()), runs.c.pk.desc()]
-    query = sa.select(runs).where(*_conditions(ws, spec)).order_by(*order)
+    columns = [runs.c[name] for name in ROW_COLUMNS]
+    query = sa.select(*columns).where(*_conditions(ws, spec)).order_by(*order)
     if limit is not None:
         query = query.limit(limit)
     if offset:
         query = query.offset(offset)
-    return [RunRow.from_row(row) for row in connection.execute(query)]
+    return [RunRow(row) for row in connection.execute(query)]
 
 
 def count_runs(connection: sa.Connection, ws: int, spec: RunFilter) -> dict[str, int]:

@@ -200,12 +200,17 @@ def _run_values(name: str, key: str, *extra: sa.Column[object]) -> sa.Table:
 
 #: `path` is "Section/key"; `key` the part after the section, for `params.KEY`.
 run_params = _run_values("run_params", "path", sa.Column("key", sa.String(512), nullable=False))
-sa.Index("ix_run_params_key", run_params.c.key, run_params.c.num)
-sa.Index("ix_run_params_path", run_params.c.path, run_params.c.num)
+# The indexes hold kind and end with run_pk so that a filter's `pk IN (SELECT run_pk ...)`
+# reads the index alone (without it, 80,000 matches cost 80,000 table lookups: 0.2 s).
+sa.Index("ix_run_params_key", run_params.c.key, run_params.c.num, run_params.c.kind,
+         run_params.c.run_pk)
+sa.Index("ix_run_params_path", run_params.c.path, run_params.c.num, run_params.c.kind,
+         run_params.c.run_pk)
 run_tags = _run_values("run_tags", "name")
-sa.Index("ix_run_tags_name", run_tags.c.name, run_tags.c.text)
+sa.Index("ix_run_tags_name", run_tags.c.name, run_tags.c.text, run_tags.c.run_pk)
 run_properties = _run_values("run_properties", "key")
-sa.Index("ix_run_properties_key", run_properties.c.key, run_properties.c.num)
+sa.Index("ix_run_properties_key", run_properties.c.key, run_properties.c.num,
+         run_properties.c.kind, run_properties.c.run_pk)
 
 #: The summary of each scalar series: NaN is NULL here (the run's files keep it).
 run_metrics = sa.Table(
@@ -220,7 +225,7 @@ run_metrics = sa.Table(
     sa.Column("max", sa.Double),
     sa.Column("count", sa.Integer, nullable=False),
     sa.Column("iteration", sa.BigInteger),
-    sa.Index("ix_run_metrics_last", "title", "series", "last"),
+    sa.Index("ix_run_metrics_last", "title", "series", "last", "run_pk"),
 )
 
 #: Where each workspace's reconciliation stopped reading `runs/edits.log`.

@@ -7,35 +7,45 @@ file plus a manifest), its type, a preview for listings and the user's metadata.
 
 `store_artifact` turns an object into a record, `load_artifact` turns a record back into the
 object, `local_copy` gives a path holding the content, and `Artifact` wraps a record for users.
+The blob store itself is in `blobs`, the per-type encoding and decoding in `serialization`
+and the previews in `previews`.
 Importing this module costs the standard library only: numpy, pandas and PIL are imported when
 an object of theirs is stored or loaded.
 """
 
 from __future__ import annotations
 
-import codecs
 import hashlib
-import io
 import json
 import logging
-import math
 import os
-import pickle
-import re
-import reprlib
 import shutil
 import time
-import warnings
-from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from etude.tracking.blobs import CHUNK_SIZE, BlobStore, file_digest
 from etude.tracking.errors import ArtifactError
+from etude.tracking.previews import PREVIEW_MAX_BYTES, bounded
+from etude.tracking.serialization import DECODERS, Encoder, manifest_bytes
+
+# BlobStore, CHUNK_SIZE and PREVIEW_MAX_BYTES live in blobs and previews; they are re-exported
+# here, where callers have always found them.
+__all__ = [
+    "CHUNK_SIZE",
+    "KINDS",
+    "PREVIEW_MAX_BYTES",
+    "TYPES",
+    "Artifact",
+    "BlobStore",
+    "check_name",
+    "load_artifact",
+    "local_copy",
+    "store_artifact",
+]
 
 logger = logging.getLogger("etude.tracking")
 
-CHUNK_SIZE = 1 << 20
-PREVIEW_MAX_BYTES = 2048
 KINDS = ("artifact", "input_model", "output_model")
 TYPES = ("file", "folder", "json", "dataframe", "ndarray", "image", "text", "bytes", "pickle")
 
@@ -49,125 +59,6 @@ _SUFFIXES = {
     "text": ".txt",
     "bytes": ".bin",
 }
-_HASH = re.compile(r"[0-9a-f]{64}")
-# "model.pt", "data.tar.gz": a single word ending in an extension that starts with a letter.
-_FILENAME_LIKE = re.compile(r"[\w.-]*\w\.[A-Za-z][A-Za-z0-9]{0,7}")
-_PATH_MAX = 4096
-# PNG holds these modes losslessly and reads them back as the same mode; others are pickled.
-_PNG_MODES = frozenset({"1", "L", "LA", "P", "RGB", "RGBA"})
-_TEXT_HEAD_MAX_FILE = 1 << 20
-_CELL_CHARS = 60
-_EXECUTABLE = 0o755
-_REGULAR = 0o644
-_repr = reprlib.Repr()
-_repr.maxstring = _repr.maxother = 200
-
-
-class BlobStore:
-    """Files named by the SHA-256 of their content: `root/ab/cdef...` for hash `abcdef...`.
-
-    Blobs are written once, atomically (temporary file in `root`, fsync, rename) and read-only
-    (0o444). Putting content that is already stored writes nothing. Two processes putting the
-    same content at once both succeed and leave one valid blob.
-    """
-
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root)
-
-    def __repr__(self) -> str:
-        return f"BlobStore({str(self.root)!r})"
-
-    def put_file(self, path: str | os.PathLike[str]) -> tuple[str, int]:
-        """Store the content of the file at `path`; return (sha256 hex, size in bytes).
-
-        The file is read in 1 MiB chunks, once to hash it and, if the blob is new, once more to
-        copy it. Raises ArtifactError if the file changes between the two reads, OSError if it
-        cannot be read.
-        """
-        source = Path(path)
-        sha, size = _file_digest(source)
-        if self._stored(sha, size):
-            return sha, size
-        tmp = self._temp_path()
-        try:
-            digest = hashlib.sha256()
-            with open(source, "rb") as src, open(tmp, "xb") as out:
-                while chunk := src.read(CHUNK_SIZE):
-                    digest.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            if digest.hexdigest() != sha:
-                raise ArtifactError(
-                    f"{source}: the file changed while it was being stored; upload it again "
-                    "once nothing writes to it"
-                )
-            self._commit(tmp, sha)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return sha, size
-
-    def put_bytes(self, data: bytes) -> tuple[str, int]:
-        """Store `data`; return (sha256 hex, size in bytes)."""
-        sha = hashlib.sha256(data).hexdigest()
-        if self._stored(sha, len(data)):
-            return sha, len(data)
-        tmp = self._temp_path()
-        try:
-            with open(tmp, "xb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            self._commit(tmp, sha)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return sha, len(data)
-
-    def path(self, sha256: str) -> Path:
-        """The blob file of `sha256`; raises ArtifactError if the store does not hold it."""
-        path = self._blob_path(sha256)
-        if not path.is_file():
-            raise ArtifactError(
-                f"blob {sha256} is not in the blob store {self.root} (no file {path}): it was "
-                "deleted, or the record comes from another workspace. Upload the content again."
-            )
-        return path
-
-    def has(self, sha256: str) -> bool:
-        """Whether the store holds a blob for `sha256` (its content is not checked)."""
-        return self._blob_path(sha256).is_file()
-
-    def _blob_path(self, sha256: str) -> Path:
-        if not isinstance(sha256, str) or not _HASH.fullmatch(sha256):
-            raise ArtifactError(
-                f"{sha256!r} is not a SHA-256 digest: expected 64 lowercase hex characters, "
-                "as in the 'sha256' of a record"
-            )
-        return self.root / sha256[:2] / sha256[2:]
-
-    def _stored(self, sha: str, size: int) -> bool:
-        path = self._blob_path(sha)
-        try:
-            found = path.stat().st_size
-        except FileNotFoundError:
-            return False
-        if found != size:
-            logger.warning(
-                "blob %s has %d bytes instead of %d: writing it again", path, found, size
-            )
-        return found == size
-
-    def _temp_path(self) -> Path:
-        self.root.mkdir(parents=True, exist_ok=True)
-        return self.root / f".tmp-{os.getpid()}-{os.urandom(6).hex()}"
-
-    def _commit(self, tmp: Path, sha: str) -> None:
-        os.chmod(tmp, 0o444)
-        dest = self._blob_path(sha)
-        dest.parent.mkdir(exist_ok=True)
-        # A concurrent writer of the same content may have renamed first: replacing its file
-        # by ours is harmless, the bytes are the same.
-        os.replace(tmp, dest)
 
 
 def check_name(name: str, what: str = "artifact") -> str:
@@ -236,8 +127,8 @@ def store_artifact(
         raise ArtifactError(f"{what} {name!r}: unknown kind {kind!r}; valid kinds: {KINDS}")
     label = f"{kind} {name!r}"
     meta = _json_metadata(label, metadata)
-    fields = _Encoder(blobs, label, preview_rows).encode(obj)
-    preview = _bounded(label, fields.pop("preview"))
+    fields = Encoder(blobs, label, preview_rows).encode(obj)
+    preview = bounded(label, fields.pop("preview"))
     return {
         "name": name,
         "kind": kind,
@@ -261,307 +152,6 @@ def _json_metadata(label: str, metadata: dict[str, Any] | None) -> dict[str, Any
             "list and dict values"
         ) from exc
     return result
-
-
-class _Encoder:
-    """Turns one object into record fields (type, sha256, size, preview, extras)."""
-
-    def __init__(self, blobs: BlobStore, label: str, preview_rows: int) -> None:
-        self.blobs = blobs
-        self.label = label
-        self.preview_rows = max(preview_rows, 0)
-
-    def encode(self, obj: Any) -> dict[str, Any]:
-        if isinstance(obj, os.PathLike):
-            return self.path(Path(obj))
-        if isinstance(obj, str):
-            return self.path(Path(obj)) if _exists(obj) else self.text(obj)
-        if isinstance(obj, (bytes, bytearray, memoryview)):
-            data = bytes(obj)
-            return self.blob("bytes", data, {"size": len(data), "head": data[:32].hex()})
-        if isinstance(obj, (dict, list)):
-            fields = self.json(obj)
-            if fields is not None:
-                return fields
-        module = type(obj).__module__.split(".")[0]
-        # Lazy imports: numpy, pandas and PIL cost 0.1-0.5 s each and are needed only when
-        # one of their objects is stored (its type comes from their module).
-        lazy = {"pandas": self.dataframe, "numpy": self.ndarray, "PIL": self.image}
-        if module in lazy:
-            fields = lazy[module](obj)
-            if fields is not None:
-                return fields
-        return self.pickled(obj)
-
-    def blob(self, type_: str, data: bytes, preview: dict[str, Any]) -> dict[str, Any]:
-        sha, size = self.blobs.put_bytes(data)
-        return {"type": type_, "sha256": sha, "size": size, "preview": preview}
-
-    def path(self, path: Path) -> dict[str, Any]:
-        if path.is_dir():
-            return self.folder(path)
-        if path.is_file():
-            return self.file(path)
-        if path.exists():
-            raise ArtifactError(
-                f"{self.label}: {path} is neither a regular file nor a folder (a socket, FIFO "
-                "or device); copy its content to a file and upload that"
-            )
-        link = " (a link to a missing target)" if path.is_symlink() else ""
-        raise ArtifactError(
-            f"{self.label}: no such file or folder: {str(path)!r}{link}, relative to "
-            f"{os.getcwd()}. Create the file first, or, to store the string itself as text, "
-            "pass it as a dict ({'text': ...})."
-        )
-
-    def text(self, text: str) -> dict[str, Any]:
-        one_line = "\n" not in text and len(text) <= _PATH_MAX
-        separator = "/" in text or "\\" in text
-        if one_line and (separator or _FILENAME_LIKE.fullmatch(text)):
-            self.path(Path(text))  # raises "no such file or folder"
-        try:
-            data = text.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise ArtifactError(f"{self.label}: the text is not valid unicode ({exc})") from exc
-        clipped = _clip(text, 1500)
-        preview = {"text": clipped, "length": len(text), "truncated": clipped != text}
-        return self.blob("text", data, preview)
-
-    def json(self, obj: dict[str, Any] | list[Any]) -> dict[str, Any] | None:
-        """The "json" fields of `obj`, or None if JSON would not give back an equal value."""
-        try:
-            text = json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
-        except (TypeError, ValueError, RecursionError):
-            return None
-        if json.loads(text) != obj:  # tuples, non-str keys
-            return None
-        clipped = _clip(text, 1500)
-        preview = {"json": clipped, "length": len(text), "truncated": clipped != text}
-        return self.blob("json", text.encode("ascii"), preview)
-
-    def dataframe(self, obj: Any) -> dict[str, Any] | None:
-        import pandas as pd  # type: ignore[import-untyped]  # lazy, see encode()
-
-        if not isinstance(obj, pd.DataFrame):
-            return None
-        return self.blob("dataframe", self.pickle(obj), _frame_preview(obj, self.preview_rows))
-
-    def ndarray(self, obj: Any) -> dict[str, Any] | None:
-        import numpy as np  # lazy, see encode()
-
-        if type(obj) is not np.ndarray or obj.dtype.hasobject:
-            return None  # subclasses and object arrays are pickled
-        buffer = io.BytesIO()
-        np.save(buffer, obj, allow_pickle=False)
-        return self.blob("ndarray", buffer.getvalue(), _array_preview(obj))
-
-    def image(self, obj: Any) -> dict[str, Any] | None:
-        from PIL import Image  # lazy, see encode()
-
-        if not isinstance(obj, Image.Image) or obj.mode not in _PNG_MODES:
-            return None
-        buffer = io.BytesIO()
-        obj.save(buffer, format="PNG")
-        preview = {"width": obj.width, "height": obj.height, "mode": obj.mode}
-        return self.blob("image", buffer.getvalue(), preview)
-
-    def pickled(self, obj: Any) -> dict[str, Any]:
-        preview = {"class": _class_name(obj), "repr": _short_repr(obj)}
-        return self.blob("pickle", self.pickle(obj), preview)
-
-    def pickle(self, obj: Any) -> bytes:
-        try:
-            return pickle.dumps(obj, protocol=5)
-        except (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError) as exc:
-            raise ArtifactError(
-                f"{self.label}: cannot pickle the {_class_name(obj)} object "
-                f"({type(exc).__name__}: {exc}). Save it to a file or folder with its library's "
-                "own save function and upload that path instead."
-            ) from exc
-
-    def file(self, path: Path) -> dict[str, Any]:
-        sha, size = self.blobs.put_file(path)
-        preview: dict[str, Any] = {"filename": path.name, "size": size, "sha256": sha}
-        head = _text_head(path, size)
-        if head is not None:
-            preview["head"] = head
-        fields = {"type": "file", "sha256": sha, "size": size, "filename": path.name}
-        return {**fields, "preview": preview}
-
-    def folder(self, root: Path) -> dict[str, Any]:
-        files, dirs = _scan_folder(root, self.label)
-        entries: list[dict[str, Any]] = []
-        for rel, path in files:
-            sha, size = self.blobs.put_file(path)
-            mode = _EXECUTABLE if path.stat().st_mode & 0o111 else _REGULAR
-            entries.append({"path": rel, "sha256": sha, "size": size, "mode": mode})
-        sha, _ = self.blobs.put_bytes(_manifest_bytes(entries, dirs))
-        total = sum(entry["size"] for entry in entries)
-        preview = {"files": len(entries), "size": total, "paths": [e["path"] for e in entries[:10]]}
-        fields = {"type": "folder", "sha256": sha, "size": total, "files": entries, "dirs": dirs}
-        return {**fields, "preview": preview}
-
-
-def _exists(text: str) -> bool:
-    return text != "" and os.path.exists(text)
-
-
-def _class_name(obj: Any) -> str:
-    cls = type(obj)
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def _short_repr(obj: Any) -> str | None:
-    try:
-        return _repr.repr(obj)[:300]
-    except Exception as exc:  # a user's __repr__ may fail; the preview then goes without it
-        logger.debug("no repr for the preview of a %s: %r", _class_name(obj), exc)
-        return None
-
-
-def _file_digest(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as src:
-        while chunk := src.read(CHUNK_SIZE):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
-def _scan_folder(root: Path, label: str) -> tuple[list[tuple[str, Path]], list[str]]:
-    """The files (relative posix path, path) and empty subfolders under `root`, sorted.
-
-    Links are followed; a link to a folder that contains it raises ArtifactError, as do broken
-    links and special files (sockets, FIFOs, devices).
-    """
-    files: list[tuple[str, Path]] = []
-    empty: list[str] = []
-    stack: list[tuple[Path, str, frozenset[str]]] = [(root, "", frozenset())]
-    while stack:
-        folder, prefix, ancestors = stack.pop()
-        real = os.path.realpath(folder)
-        if real in ancestors:
-            raise ArtifactError(
-                f"{label}: {folder} links to {real}, a folder that contains it (a cycle); "
-                "remove the link or upload a folder without it"
-            )
-        with os.scandir(folder) as scan:
-            entries = list(scan)
-        if not entries and prefix:
-            empty.append(prefix[:-1])
-        for entry in entries:
-            rel = prefix + entry.name
-            if entry.is_dir():
-                stack.append((Path(entry.path), rel + "/", ancestors | {real}))
-            elif entry.is_file():
-                files.append((rel, Path(entry.path)))
-            else:
-                raise ArtifactError(
-                    f"{label}: {entry.path} in folder {root} is a broken link or a special file "
-                    "(socket, FIFO, device); remove it or upload a folder without it"
-                )
-    return sorted(files), sorted(empty)
-
-
-def _manifest_bytes(files: list[dict[str, Any]], dirs: list[str]) -> bytes:
-    """The canonical JSON of a folder; its SHA-256 is the folder's."""
-    manifest = {"dirs": dirs, "files": files}
-    return json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode("ascii")
-
-
-# ---- previews -------------------------------------------------------------------------------
-
-
-def _json_size(value: Any) -> int:
-    return len(json.dumps(value))
-
-
-def _clip(text: str, budget: int) -> str:
-    """The longest prefix of `text` that JSON-encodes within about `budget` characters."""
-    end = min(len(text), budget)
-    while end and (size := _json_size(text[:end])) > budget:
-        end = min(end - 1, end * budget // size)
-    return text[:end]
-
-
-def _text_head(path: Path, size: int) -> list[str] | None:
-    """The first 5 lines of a small UTF-8 text file (each cut at 200 characters), else None."""
-    if size > _TEXT_HEAD_MAX_FILE:
-        return None
-    with open(path, "rb") as src:
-        data = src.read(4096)
-    try:
-        text = codecs.getincrementaldecoder("utf-8")().decode(data, final=size <= len(data))
-    except UnicodeDecodeError:
-        return None
-    if "\x00" in text:
-        return None
-    return [line[:200] for line in text.splitlines()[:5]]
-
-
-def _bounded(label: str, preview: dict[str, Any]) -> dict[str, Any]:
-    """`preview`, its longest lists shortened until it JSON-encodes under PREVIEW_MAX_BYTES."""
-    for keys in (("head", "index"), ("paths",), ("columns", "dtypes")):
-        lists = [preview[key] for key in keys if isinstance(preview.get(key), list)]
-        while any(lists) and _json_size(preview) >= PREVIEW_MAX_BYTES:
-            for items in lists:
-                if items:
-                    items.pop()
-            preview["truncated"] = True
-    if _json_size(preview) < PREVIEW_MAX_BYTES:
-        return preview
-    logger.debug("%s: preview over %d bytes, left out", label, PREVIEW_MAX_BYTES)
-    return {"truncated": True}
-
-
-def _cell(value: Any) -> Any:
-    """`value` as a small JSON value: NaN/NaT/NA -> None, dates -> ISO strings, others -> str."""
-    if type(value).__module__ == "numpy":
-        if getattr(getattr(value, "dtype", None), "kind", "") in ("m", "M"):
-            return None if str(value) == "NaT" else str(value)
-        value = value.item()
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return value if abs(value) < 2**53 else str(value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, str):
-        return value[:_CELL_CHARS]
-    if type(value).__name__ in ("NaTType", "NAType"):
-        return None
-    isoformat = getattr(value, "isoformat", None)
-    if callable(isoformat):
-        return str(isoformat())
-    return str(value)[:_CELL_CHARS]
-
-
-def _frame_preview(frame: Any, rows: int) -> dict[str, Any]:
-    head = frame.iloc[:rows, :50]
-    return {
-        "shape": list(frame.shape),
-        "columns": [_cell(column) for column in frame.columns[:50]],
-        "dtypes": [str(dtype) for dtype in frame.dtypes.iloc[:50]],
-        "index": [_cell(label) for label in head.index],
-        "head": [[_cell(v) for v in row] for row in head.to_numpy(dtype=object).tolist()],
-    }
-
-
-def _array_preview(array: Any) -> dict[str, Any]:
-    import numpy as np  # lazy, see _Encoder.encode()
-
-    preview: dict[str, Any] = {"shape": list(array.shape), "dtype": str(array.dtype)}
-    numeric = array.dtype == np.bool_ or (
-        np.issubdtype(array.dtype, np.number) and not np.issubdtype(array.dtype, np.complexfloating)
-    )
-    if numeric and array.size:
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN arrays
-            preview["min"] = _cell(np.nanmin(array))
-            preview["max"] = _cell(np.nanmax(array))
-            preview["mean"] = _cell(np.nanmean(array, dtype=np.float64))
-    return preview
 
 
 # ---- loading --------------------------------------------------------------------------------
@@ -590,38 +180,13 @@ def load_artifact(
     data = path.read_bytes()
     _check_digest(record, sha, path, hashlib.sha256(data).hexdigest())
     try:
-        return _DECODERS[type_](data)
+        return DECODERS[type_](data)
     except Exception as exc:  # any failure of a decoder means the same thing to the user
         raise ArtifactError(
             f"{_label(record)}: its {type_} blob {path} cannot be decoded "
             f"({type(exc).__name__}: {exc}). Install or import what it needs here "
             "(the class in its preview), with the versions that stored it."
         ) from exc
-
-
-def _load_ndarray(data: bytes) -> Any:
-    import numpy as np  # lazy, see _Encoder.encode()
-
-    return np.load(io.BytesIO(data), allow_pickle=False)
-
-
-def _load_image(data: bytes) -> Any:
-    from PIL import Image  # lazy, see _Encoder.encode()
-
-    image = Image.open(io.BytesIO(data))
-    image.load()
-    return image
-
-
-_DECODERS: dict[str, Callable[[bytes], Any]] = {
-    "json": json.loads,
-    "text": lambda data: data.decode("utf-8"),
-    "bytes": bytes,
-    "pickle": pickle.loads,
-    "dataframe": pickle.loads,
-    "ndarray": _load_ndarray,
-    "image": _load_image,
-}
 
 
 def local_copy(
@@ -711,7 +276,7 @@ def _checked_manifest(record: dict[str, Any]) -> tuple[list[dict[str, Any]], lis
     files = _field(record, "files")
     dirs = record.get("dirs", [])
     try:
-        digest = hashlib.sha256(_manifest_bytes(files, dirs)).hexdigest()
+        digest = hashlib.sha256(manifest_bytes(files, dirs)).hexdigest()
     except (TypeError, ValueError) as exc:
         digest = f"none ({exc})"
     paths = [entry.get("path") for entry in files if isinstance(entry, dict)] + list(dirs)
@@ -784,7 +349,7 @@ def _existing_blob(blobs: BlobStore, record: dict[str, Any], sha: str) -> Path:
 
 def _verified_blob(blobs: BlobStore, record: dict[str, Any], sha: str) -> Path:
     path = _existing_blob(blobs, record, sha)
-    _check_digest(record, sha, path, _file_digest(path)[0])
+    _check_digest(record, sha, path, file_digest(path)[0])
     return path
 
 

@@ -96,23 +96,24 @@ class LiveRun:
             if self.closed:
                 return
             self.closed = True
-        self.logger.closed = True
-        if self.monitor is not None:
-            self.monitor.stop()
-        if self.console is not None:
-            self.console.stop()
-        self.wait_capture(10.0)
-        status = self.recorder.status
-        status.update(state=state, ended=time.time())
-        for key, value in (("reason", reason), ("message", message), ("traceback", text)):
-            if value is not None:
-                status[key] = value
-        self.recorder.stop()
-        if current_live() is self.run:
-            set_current(None)
-            process.clear()
-        self.run._meta, self.run._status = dict(self.meta), dict(status)
-        self.run._live = None
+        with process.deferring_sigterm():  # a SIGTERM now waits until the state is written
+            self.logger.closed = True
+            if self.monitor is not None:
+                self.monitor.stop()
+            if self.console is not None:
+                self.console.stop()
+            status = self.recorder.status
+            status.update(state=state, ended=time.time())
+            for key, value in (("reason", reason), ("message", message), ("traceback", text)):
+                if value is not None:
+                    status[key] = value
+            self.recorder.stop()
+            if current_live() is self.run:
+                set_current(None)
+                process.clear()
+            self.run._meta, self.run._status = dict(self.meta), dict(status)
+            self.run._live = None
+            self.wait_capture(10.0)  # environment.json, which a daemon thread is writing
 
 
 def start_run(
@@ -223,7 +224,6 @@ def _prepare_folder(
     }
     folder.write_meta(meta)
     status = running_status()
-    folder.write_status(status)
     return folder, meta, status, 0
 
 
@@ -289,6 +289,9 @@ def _start_extras(
         from . import frameworks as hooks
 
         hooks.install_framework_hooks(_current_sink)
+    if _capture_key() in _capture_cache:  # captured by an earlier run of this process
+        _capture(run, root, live.settings)
+        return
     live.capture_thread = threading.Thread(
         target=_capture, args=(run, root, live.settings), name="etude-run-capture", daemon=True
     )
@@ -302,14 +305,22 @@ def _current_sink() -> Any:
     return None if run is None or run._live is None else Sink(run)
 
 
+def _script() -> str | None:
+    script = sys.argv[0] if sys.argv and sys.argv[0] not in ("", "-c", "-m") else None
+    return os.path.abspath(script) if script and os.path.exists(script) else None
+
+
+def _capture_key() -> str:
+    return f"{_script()}\0{os.getcwd()}"
+
+
 def _capture(run: Run, root: Path, settings: dict[str, Any]) -> None:
     """Write environment.json (once per process the expensive part: git and packages)."""
     try:
         from .capture import capture
 
-        script = sys.argv[0] if sys.argv and sys.argv[0] not in ("", "-c", "-m") else None
-        script = os.path.abspath(script) if script and os.path.exists(script) else None
-        key = f"{script}\0{os.getcwd()}"
+        script = _script()
+        key = _capture_key()
         environment = _capture_cache.get(key)
         if environment is None:
             environment = capture(

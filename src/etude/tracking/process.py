@@ -12,12 +12,13 @@ A process killed with SIGKILL says nothing: readers notice the missing heartbeat
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -104,7 +105,35 @@ def _excepthook(kind: type[BaseException], error: BaseException, tb: TracebackTy
     _original_excepthook(kind, error, tb)
 
 
+_deferring = 0  # > 0 while a run closes: SIGTERM waits for the end of it
+_deferred = False
+
+
+@contextlib.contextmanager
+def deferring_sigterm() -> Iterator[None]:
+    """Hold a SIGTERM that arrives in the block until its end (a run being closed writes its
+    final state first), then die by it."""
+    global _deferring, _deferred
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+        if _deferring == 0 and _deferred:
+            _deferred = False
+            _die_by_sigterm()
+
+
+def _die_by_sigterm() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    global _deferred
+    if _deferring:
+        _deferred = True
+        return
     if _closer is None:  # no live run: die as SIGTERM's default action would
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)

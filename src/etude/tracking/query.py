@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..workspace.run_folder import RunFolder, job_run_folder, runs_root
+from ..workspace.run_folder import RunFolder, runs_root
 from .errors import RunNotFoundError
 from .where import resolve_workspace
 
@@ -44,8 +44,9 @@ def _as_list(value: list[str] | str | None) -> list[str]:
 
 
 def run_from_row(cls: type[Run], root: Path, row: RunRow) -> Run:
-    folder = (RunFolder(root / row.folder) if row.kind == "run"
-              else job_run_folder(root / row.folder, row.id))
+    text = f"{root}/{row.folder}"
+    folder = (RunFolder(text, row.id) if row.kind == "run"
+              else RunFolder(f"{text}/.etude/run", row.id))
     run = cls(folder, root)
     run._row = row
     return run

@@ -47,6 +47,7 @@ class Recorder:
         self._thread: threading.Thread | None = None
         self._last_status = 0.0
         self._failures = 0
+        self._finished = False
 
     def resume(self) -> None:
         """Read the summaries of the points already in the folder (a continued run), after
@@ -76,8 +77,11 @@ class Recorder:
                     )
 
     def flush(self, *, status: bool = False) -> None:
-        """Write what is buffered; rewrite status.json when `status` or a second has passed."""
+        """Write what is buffered; rewrite status.json when `status` or a second has passed.
+        Does nothing once the final status is written (`stop`)."""
         with self._write_lock:
+            if self._finished:
+                return
             with self.lock:
                 series, self.series = self.series, {}
                 events, self.events = self.events, []
@@ -112,12 +116,12 @@ class Recorder:
         self._last_status = time.monotonic()
 
     def stop(self) -> None:
-        """Stop the thread and write everything (status.json last, synced)."""
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=30)
-        self.flush()
-        self.write_status(fsync=True)
+        """Stop the thread and write everything, status.json last (not synced: a machine
+        crash in the next seconds leaves the run to read as killed, its points whole)."""
+        self._stop.set()  # not joined: `_finished` keeps the thread from writing after us
+        self.flush(status=True)
+        with self._write_lock:
+            self._finished = True
 
 
 def _append(path: os.PathLike[str], data: bytes) -> None:

@@ -49,11 +49,19 @@ HEARTBEAT_ENV = "ETUDE_HEARTBEAT_TIMEOUT"
 class RunFolder:
     """Paths and atomic reads/writes of one run folder; creating the object touches nothing."""
 
-    __slots__ = ("path", "run_id")
+    __slots__ = ("_path", "_text", "run_id")
 
     def __init__(self, path: str | os.PathLike[str], run_id: str | None = None) -> None:
-        self.path = Path(path)
-        self.run_id = run_id or self.path.name
+        # A query may make tens of thousands of these: the Path is made on first use.
+        self._text = os.fspath(path)
+        self._path: Path | None = None
+        self.run_id = run_id or os.path.basename(self._text.rstrip("/"))
+
+    @property
+    def path(self) -> Path:
+        if self._path is None:
+            self._path = Path(self._text)
+        return self._path
 
     # -- paths --------------------------------------------------------------------------------
     @property

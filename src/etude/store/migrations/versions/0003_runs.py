@@ -62,12 +62,14 @@ def upgrade() -> None:
     op.create_index("ix_runs_created", "runs", ["workspace_pk", "created"])
     op.create_index("ix_runs_job", "runs", ["job_pk"])
     _values("run_params", "path", sa.Column("key", sa.String(512), nullable=False))
-    op.create_index("ix_run_params_key", "run_params", ["key", "num"])
-    op.create_index("ix_run_params_path", "run_params", ["path", "num"])
+    op.create_index("ix_run_params_key", "run_params", ["key", "num", "kind", "run_pk"])
+    op.create_index("ix_run_params_path", "run_params",
+                    ["path", "num", "kind", "run_pk"])
     _values("run_tags", "name")
-    op.create_index("ix_run_tags_name", "run_tags", ["name", "text"])
+    op.create_index("ix_run_tags_name", "run_tags", ["name", "text", "run_pk"])
     _values("run_properties", "key")
-    op.create_index("ix_run_properties_key", "run_properties", ["key", "num"])
+    op.create_index("ix_run_properties_key", "run_properties",
+                    ["key", "num", "kind", "run_pk"])
     op.create_table(
         "run_metrics", _run_pk(),
         sa.Column("title", sa.String(255), primary_key=True),
@@ -76,7 +78,7 @@ def upgrade() -> None:
         sa.Column("count", sa.Integer, nullable=False),
         sa.Column("iteration", sa.BigInteger),
     )
-    op.create_index("ix_run_metrics_last", "run_metrics", ["title", "series", "last"])
+    op.create_index("ix_run_metrics_last", "run_metrics", ["title", "series", "last", "run_pk"])
     op.create_table(
         "run_edits",
         sa.Column("workspace_pk", sa.Integer,
