@@ -140,3 +140,42 @@ def test_a_running_job_shows_its_live_metrics(tmp_path: Path, ws: Path,
         process.kill()
     (done,) = Run.query(workspace=ws, project="live")
     assert done.state == "completed" and done.metrics["progress"]["done"]["count"] == 1
+
+
+RESUMABLE = """
+import json, sys, time
+from pathlib import Path
+from etude import Meta, Param, PathGenerator, ResumableTask, experiment, field
+from etude.launchers import DirectLauncher
+from etude.tracking import Run
+
+class Train(ResumableTask):
+    epochs: Param[int]
+    checkpoint: Meta[Path] = field(default_factory=PathGenerator("checkpoint.json"))
+
+    def execute(self):
+        run = Run.current()
+        epoch = json.loads(self.checkpoint.read_text()) if self.checkpoint.exists() else 0
+        while epoch < self.epochs:
+            time.sleep(0.25)
+            run.logger.report_scalar("loss", "train", 1.0 / (epoch + 1), epoch)
+            run.logger.flush()
+            epoch += 1
+            self.checkpoint.write_text(json.dumps(epoch))
+
+if __name__ == "__main__":
+    with experiment(sys.argv[1], "resume", launcher=DirectLauncher(kill_grace=1.0)) as xp:
+        Train.C(epochs=8).submit(requirements="duration=1s", max_retries=10)
+    print("retries", xp.jobs[0].retries)
+"""
+
+
+def test_a_resumable_task_continues_the_same_run(tmp_path: Path, ws: Path,
+                                                 store_env: dict[str, str]) -> None:
+    output = run_script(tmp_path, ws, RESUMABLE, store_env)
+    retries = int(output.split("retries ")[1].split()[0])
+    assert retries >= 1, output
+    (run,) = Run.query(workspace=ws, project="resume")
+    assert run.state == "completed"
+    iterations, _ = run.get_scalars("loss")["loss"]["train"]
+    assert sorted(set(int(i) for i in iterations)) == list(range(8))  # one run, every epoch
