@@ -272,3 +272,22 @@ def test_backtick_parts(ws: Path, store_env: dict[str, str]) -> None:
     run.logger.report_scalar("val/loss.x", "a b", 0.5, 0)
     run.close()
     assert names(Run.query(workspace=ws, where="metrics.`val/loss.x`.`a b` < 1")) == ["baseline"]
+
+
+@pytest.mark.parametrize("spec", ["-metrics.score", "metrics.score", "-metrics.loss.train.max"])
+def test_metric_pages_agree_with_the_full_order(ws: Path, store_env: dict[str, str],
+                                                spec: str) -> None:
+    """Pages sorted by one metric (read in the index's order) match the full sorted list:
+    ties in index order, runs without the value (or NaN) last."""
+    values = [0.5, 0.2, None, 0.5, float("nan"), 0.9, None, 0.2, 0.7]
+    for number, value in enumerate(values):
+        run = start(ws, name=f"r{number}", reuse_last=False)
+        if value is not None:
+            run.logger.report_single_value("score", value)
+            run.logger.report_scalar("loss", "train", value, 0)
+        run.close()
+    everything = [run.name for run in Run.query(workspace=ws, order_by=spec)]
+    assert set(everything[-3:]) == {"r2", "r4", "r6"}  # no value (or NaN): last
+    for limit, offset in [(3, 0), (4, 3), (5, 5), (20, 0), (2, 8)]:
+        page = Run.query(workspace=ws, order_by=spec, limit=limit, offset=offset)
+        assert [run.name for run in page] == everything[offset:offset + limit], (limit, offset)
