@@ -162,7 +162,7 @@ PARAMS, LOCK, HISTORY = "params.json", "lock", "history"
 DONE_FILE, FAILED, PROCESS, SCHEDULED = "done.json", "failed.json", "process.json", "scheduled.json"
 
 
-def _read_object(path: str, problems: list[str]) -> dict[str, Any] | None:
+def read_object(path: str, problems: list[str]) -> dict[str, Any] | None:
     """The JSON object in `path`; None if absent, or unreadable (then a problem, worded as
     `read_json` words it, is appended to `problems`)."""
     try:
@@ -226,7 +226,7 @@ class _Markers:
         found = self._read.get(name)
         if found is None:
             met: list[str] = []
-            value = _read_object(self.path(name), met) if self.has(name) else None
+            value = read_object(self.path(name), met) if self.has(name) else None
             found = self._read[name] = (value, met)
         if problems is not None:
             problems += found[1]
@@ -358,7 +358,7 @@ def _last_launcher(markers: _Markers, attempts: list[str]) -> str | None:
     """The experiment that launched the latest archived attempt of the job, if any."""
     history = markers.path(HISTORY)
     for name in reversed(attempts):
-        record = _read_object(f"{history}/{name}", [])
+        record = read_object(f"{history}/{name}", [])
         if record is not None:
             found = record.get("experiment")
             return found if isinstance(found, str) else None
@@ -373,19 +373,28 @@ def _params(
     job: JobDir, markers: _Markers, meta: dict[str, Any], kind: str, problems: list[str]
 ) -> dict[str, Value]:
     if kind == "infra":
-        # A MapInfra chunk lives in UID/jobs/CHUNK/: its configuration is the uid folder's.
-        for folder in (job.path, job.path.parent.parent):
-            config = _read_object(str(folder / "config.json"), problems)
-            if config is not None:
-                return flatten_plain(config)
-        return {}
+        return infra_config(job.path, problems)
+    return task_config(meta, markers.path(PARAMS), problems)
+
+
+def infra_config(job_path: Path, problems: list[str]) -> dict[str, Value]:
+    """The flattened configuration of a pydantic-infra job (its folder's `config.json`; a
+    MapInfra chunk lives in UID/jobs/CHUNK/ and its configuration is the uid folder's)."""
+    for folder in (job_path, job_path.parent.parent):
+        config = read_object(str(folder / "config.json"), problems)
+        if config is not None:
+            return flatten_plain(config)
+    return {}
+
+
+def task_config(meta: dict[str, Any], where: str, problems: list[str]) -> dict[str, Value]:
+    """The flattened configuration in a task job's `params.json` (`meta`, read from
+    `where`); {} with a problem noted when it cannot be read."""
     config = meta.get("config")
     if config is None:
         return {}
     try:
         return flatten_config(config)
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-        problems.append(
-            f"{markers.path(PARAMS)}: parameters cannot be read ({type(exc).__name__}: {exc})"
-        )
+        problems.append(f"{where}: parameters cannot be read ({type(exc).__name__}: {exc})")
         return {}

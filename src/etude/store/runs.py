@@ -444,24 +444,14 @@ def rebuild_runs_in(store: Any, connection: sa.Connection, ws: int) -> int:
 def job_config_params(job_path: Path) -> dict[str, Any]:
     """`{"Config/PATH": value}`: the configuration of the job in `job_path` (a task's
     `params.json`, or a pydantic-infra folder's `config.json`), as its run shows it."""
-    from ..workspace import read_json
     from ..workspace.layout import ETUDE_DIR
-    from .records import flatten_config, flatten_plain
+    from .records import infra_config, read_object, task_config
 
-    flat: dict[str, Value] = {}
-    try:
-        meta = read_json(job_path / ETUDE_DIR / "params.json")
-        if isinstance(meta, dict) and "config" in meta:
-            flat = flatten_config(meta["config"])
-    except FileNotFoundError:
-        pass
-    except (CorruptFileError, KeyError, IndexError, TypeError, ValueError):
-        return {}
-    if not flat:  # a pydantic-infra job: its folder's config.json (MapInfra: UID/jobs/CHUNK)
-        for folder in (job_path, job_path.parent.parent):
-            try:
-                flat = flatten_plain(read_json(folder / "config.json"))
-                break
-            except (FileNotFoundError, CorruptFileError):
-                continue
+    problems: list[str] = []
+    where = str(job_path / ETUDE_DIR / "params.json")
+    meta = read_object(where, problems)
+    if meta is not None and "config" in meta:
+        flat = task_config(meta, where, problems)
+    else:
+        flat = infra_config(job_path, problems)
     return {f"Config/{path}": _plain(value) for path, value in flat.items()}

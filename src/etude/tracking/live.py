@@ -205,23 +205,8 @@ def _prepare_folder(
         folder = previous
     else:
         folder = RunFolder(runs_root(root) / new_run_id())
-    meta = {
-        "id": folder.run_id,
-        "project": project,
-        "name": name,
-        "type": type,
-        "tags": tags,
-        "comment": comment,
-        "parent": None,
-        "created": now,
-        "modified": now,
-        "params": {},
-        "configuration": {},
-        "user_properties": {},
-        "artifacts": {},
-        "models": {"input": {}, "output": {}},
-        "archived": False,
-    }
+    meta = new_meta(folder.run_id, now, project=project, name=name, type=type, tags=tags,
+                    comment=comment)
     folder.write_meta(meta)
     status = running_status()
     return folder, meta, status, 0
@@ -350,7 +335,7 @@ def attach_job_run(cls: type[Run]) -> Run | None:
     try:
         meta = folder.read_meta()
     except FileNotFoundError:
-        meta = _job_meta(folder, job_path)
+        meta = new_meta(folder.run_id, time.time())
         folder.write_meta(meta)
     settings = load_tracking()
     status = running_status(folder.read_status())
@@ -366,22 +351,14 @@ def attach_job_run(cls: type[Run]) -> Run | None:
     return run
 
 
-def _job_meta(folder: RunFolder, job_path: Path) -> dict[str, Any]:
-    now = time.time()
-    return {
-        "id": folder.run_id,
-        "tags": [],
-        "comment": None,
-        "parent": None,
-        "created": now,
-        "modified": now,
-        "params": {},
-        "configuration": {},
-        "user_properties": {},
-        "artifacts": {},
-        "models": {"input": {}, "output": {}},
-        "archived": False,
-    }
+def new_meta(run_id: str, now: float, **fields: Any) -> dict[str, Any]:
+    """run.json of a new run: `fields` (project, name, type, tags, comment) over empty
+    parameters, configuration, properties, artifacts and models. A job's run has no project,
+    name or type of its own: the index takes them from the job."""
+    return {"id": run_id, "tags": [], "comment": None, "parent": None, "created": now,
+            "modified": now, "params": {}, "configuration": {}, "user_properties": {},
+            "artifacts": {}, "models": {"input": {}, "output": {}}, "archived": False,
+            **fields}
 
 
 def _job_workspace(job_path: Path) -> Path:
