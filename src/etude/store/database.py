@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -220,3 +220,27 @@ def _upgrade(engine: sa.Engine, location: StoreLocation, revision: str | None) -
         config.attributes["connection"] = connection
         command.upgrade(config, HEAD)
         connection.commit()
+
+
+# -- statements shared by the store's modules --------------------------------------------
+CHUNK = 500  # keys per IN (...) list and rows per statement
+
+
+def insert_for(connection: sa.Connection, table: sa.Table) -> Any:
+    """The dialect's INSERT, which has `on_conflict_do_update` / `on_conflict_do_nothing`."""
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table)
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    """`items` in slices of at most `size` (IN lists and multi-row INSERTs stay bounded)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+

@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..workspace.run_folder import RUN_STATES
+from .database import chunks
 from .filter_syntax import ORDERINGS, FilterError, Value, parse
 from .filters import (
     PART_SEPARATOR,
@@ -341,11 +342,10 @@ def run_values(connection: sa.Connection, pks: Sequence[int]
     """Parameters (`{"Section/key": value}`) and metric summaries of the runs `pks`, for
     tables and data frames."""
     from .rows import plain_value
-    from .store import _chunks
 
     params: dict[int, dict[str, Any]] = {pk: {} for pk in pks}
     metrics: dict[int, dict[str, dict[str, Any]]] = {pk: {} for pk in pks}
-    for chunk in _chunks(list(pks)):
+    for chunk in chunks(list(pks)):
         for row in connection.execute(sa.select(run_params).where(
                 run_params.c.run_pk.in_(chunk))):
             params[row.run_pk][row.path] = plain_value(row._mapping)

@@ -36,6 +36,7 @@ from ..workspace.run_folder import (
     job_run_id,
     read_edits,
 )
+from .database import chunks, insert_for
 from .records import JobRecord, Value, typed_value
 
 JOB_STATE_TO_RUN = {"done": "completed", "running": "running", "waiting": "queued",
@@ -213,30 +214,28 @@ def write_runs_in(connection: sa.Connection, ws: int, records: Sequence[RunRecor
                   job_pks: dict[str, int] | None = None) -> None:
     """Insert or replace `records` (by id) and their side rows, in the caller's transaction."""
     from .schema import run_metrics, run_params, run_properties, run_tags, runs
-    from .store import _chunks, _insert
 
     if not records:
         return
     latest = {record.id: record for record in records}
     ordered = [latest[key] for key in sorted(latest)]
     rows = [r.row(ws, (job_pks or {}).get(r.job_folder or "")) for r in ordered]
-    stmt = _insert(connection, runs)
+    stmt = insert_for(connection, runs)
     columns = [c.name for c in runs.c if c.name not in ("pk", "workspace_pk", "id")]
     stmt = stmt.on_conflict_do_update(index_elements=["workspace_pk", "id"],
                                       set_={name: stmt.excluded[name] for name in columns})
-    for chunk in _chunks(rows):
+    for chunk in chunks(rows):
         connection.execute(stmt, list(chunk))
     pks = run_pks(connection, ws, [r.id for r in ordered])
-    for chunk in _chunks(list(pks.values())):
+    for chunk in chunks(list(pks.values())):
         for table in (run_params, run_tags, run_properties, run_metrics):
             connection.execute(table.delete().where(table.c.run_pk.in_(chunk)))
     _insert_side_rows(connection, pks, ordered, (run_params, run_tags, run_properties,
-                                                 run_metrics), _chunks)
+                                                 run_metrics))
 
 
 def _insert_side_rows(connection: sa.Connection, pks: dict[str, int],
-                      records: Sequence[RunRecord], tables: tuple[sa.Table, ...],
-                      chunks: Any) -> None:
+                      records: Sequence[RunRecord], tables: tuple[sa.Table, ...]) -> None:
     params, tags, properties, metrics = [], [], [], []
     for record in records:
         pk = pks[record.id]
@@ -273,10 +272,9 @@ def _unique(rows: list[dict[str, Any]], table: sa.Table) -> list[dict[str, Any]]
 
 def run_pks(connection: sa.Connection, ws: int, ids: Sequence[str]) -> dict[str, int]:
     from .schema import runs
-    from .store import _chunks
 
     found: dict[str, int] = {}
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         query = sa.select(runs.c.id, runs.c.pk).where(runs.c.workspace_pk == ws,
                                                       runs.c.id.in_(chunk))
         found.update({run_id: pk for run_id, pk in connection.execute(query)})
@@ -285,9 +283,8 @@ def run_pks(connection: sa.Connection, ws: int, ids: Sequence[str]) -> dict[str,
 
 def delete_runs_in(connection: sa.Connection, ws: int, ids: Iterable[str]) -> None:
     from .schema import runs
-    from .store import _chunks
 
-    for chunk in _chunks(list(ids)):
+    for chunk in chunks(list(ids)):
         connection.execute(runs.delete().where(runs.c.workspace_pk == ws, runs.c.id.in_(chunk)))
 
 
@@ -409,18 +406,16 @@ def _rewrite_job_runs(store: Any, connection: sa.Connection, ws: int,
 
 def _set_scanned(connection: sa.Connection, ws: int, mtime: float) -> None:
     from .schema import scanned_dirs
-    from .store import _insert
 
-    stmt = _insert(connection, scanned_dirs).values(workspace_pk=ws, path=RUNS_DIR, mtime=mtime)
+    stmt = insert_for(connection, scanned_dirs).values(workspace_pk=ws, path=RUNS_DIR, mtime=mtime)
     connection.execute(stmt.on_conflict_do_update(index_elements=["workspace_pk", "path"],
                                                   set_={"mtime": mtime}))
 
 
 def _set_offset(connection: sa.Connection, ws: int, offset: int) -> None:
     from .schema import run_edits
-    from .store import _insert
 
-    stmt = _insert(connection, run_edits).values(workspace_pk=ws, offset=offset)
+    stmt = insert_for(connection, run_edits).values(workspace_pk=ws, offset=offset)
     connection.execute(stmt.on_conflict_do_update(index_elements=["workspace_pk"],
                                                   set_={"offset": offset}))
 

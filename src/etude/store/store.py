@@ -7,14 +7,21 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
 
 from ..workspace import Workspace
-from .database import StoreError, create_engine, ensure_schema, run_write
+from .database import (
+    StoreError,
+    chunks,
+    create_engine,
+    ensure_schema,
+    insert_for,
+    run_write,
+)
 from .location import StoreLocation
 from .records import JobRecord, Value
 from .rows import (
@@ -26,6 +33,7 @@ from .rows import (
     plain_value,
     tag_values,
 )
+from .runs import job_run, write_runs_in
 from .schema import (
     experiment_runs,
     experiments,
@@ -42,25 +50,6 @@ from .schema import (
     scanned_dirs,
     workspaces,
 )
-
-CHUNK = 500  # keys per IN (...) list and rows per statement
-
-
-def _insert(connection: sa.Connection, table: sa.Table) -> Any:
-    """The dialect's INSERT, which has `on_conflict_do_update` / `on_conflict_do_nothing`."""
-    if connection.dialect.name == "postgresql":
-        from sqlalchemy.dialects import postgresql
-
-        return postgresql.insert(table)
-    from sqlalchemy.dialects import sqlite
-
-    return sqlite.insert(table)
-
-
-def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
 
 JOB_COLUMNS = (
     "id", "kind", "task", "state", "reason", "message", "submitted", "started", "ended",
@@ -108,7 +97,7 @@ class Store:
     def _workspace_row(self, connection: sa.Connection) -> int:
         path = str(self.workspace.path)
         connection.execute(
-            _insert(connection, workspaces)
+            insert_for(connection, workspaces)
             .values(path=path, created=time.time())
             .on_conflict_do_nothing(index_elements=["path"])
         )
@@ -159,7 +148,7 @@ class Store:
     ) -> None:
         """Insert `records`, new to this workspace's (emptied) index: plain INSERTs, many rows
         per statement, no conflict handling (`rebuild`)."""
-        for chunk in _chunks(job_rows(ws, records), 2000):
+        for chunk in chunks(job_rows(ws, records), 2000):
             connection.execute(jobs.insert(), list(chunk))
         query = sa.select(jobs.c.folder, jobs.c.pk).where(jobs.c.workspace_pk == ws)
         pks = {folder: pk for folder, pk in connection.execute(query)}
@@ -172,8 +161,6 @@ class Store:
     ) -> None:
         """The run rows of these jobs (SPEC: a job is also a run). A record that does not
         carry its parameters takes them, and the tags, from the index."""
-        from .runs import job_run, write_runs_in
-
         unknown = [pks[r.folder] for r in records if r.params is None]
         stored = self._stored_values(connection, unknown) if unknown else {}
         runs = []
@@ -188,7 +175,7 @@ class Store:
         self, connection: sa.Connection, pks: Sequence[int]
     ) -> dict[int, tuple[dict[str, Value], dict[str, Any]]]:
         found: dict[int, tuple[dict[str, Value], dict[str, Any]]] = {pk: ({}, {}) for pk in pks}
-        for chunk in _chunks(pks):
+        for chunk in chunks(pks):
             query = sa.select(job_params).where(job_params.c.job_pk.in_(chunk))
             for row in connection.execute(query):
                 found[row.job_pk][0][row.path] = (row.kind, row.num, row.text)
@@ -201,7 +188,7 @@ class Store:
         self, connection: sa.Connection, ws: int, records: Sequence[JobRecord]
     ) -> dict[str, int]:
         rows = job_rows(ws, records)
-        stmt = _insert(connection, jobs)
+        stmt = insert_for(connection, jobs)
         updates = {name: stmt.excluded[name] for name in JOB_COLUMNS}
         # A record that does not know who launched the job keeps what the index knows.
         updates["experiment"] = sa.func.coalesce(stmt.excluded.experiment, jobs.c.experiment)
@@ -209,13 +196,13 @@ class Store:
         stmt = stmt.on_conflict_do_update(
             index_elements=["workspace_pk", "folder"], set_=updates
         )
-        for chunk in _chunks(rows):
+        for chunk in chunks(rows):
             connection.execute(stmt, list(chunk))
         return self._pks(connection, ws, [r.folder for r in records])
 
     def _pks(self, connection: sa.Connection, ws: int, folders: Sequence[str]) -> dict[str, int]:
         found: dict[str, int] = {}
-        for chunk in _chunks(folders):
+        for chunk in chunks(folders):
             query = sa.select(jobs.c.folder, jobs.c.pk).where(
                 jobs.c.workspace_pk == ws, jobs.c.folder.in_(chunk)
             )
@@ -227,7 +214,7 @@ class Store:
     ) -> None:
         changed = [r for r in records if r.params is not None]  # None: keep params and tags
         ids = [pks[r.folder] for r in changed]
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             for table in (job_params, job_tags):
                 connection.execute(table.delete().where(table.c.job_pk.in_(chunk)))
         self._insert_values(connection, pks, changed)
@@ -246,14 +233,14 @@ class Store:
             for name, (kind, num, text) in tag_values(record.tags).items():
                 tags.append({"job_pk": pk, "name": name, "kind": kind, "num": num, "text": text})
         for table, rows in ((job_params, params), (job_tags, tags)):
-            for chunk in _chunks(rows, 5000):
+            for chunk in chunks(rows, 5000):
                 connection.execute(table.insert(), list(chunk))
 
     def _link(self, connection: sa.Connection, ws: int, name: str, pks: list[int]) -> None:
         experiment_pk = self._experiment_pk(connection, ws, name)
-        stmt = _insert(connection, job_experiments).on_conflict_do_nothing()
+        stmt = insert_for(connection, job_experiments).on_conflict_do_nothing()
         rows = [{"job_pk": pk, "experiment_pk": experiment_pk} for pk in sorted(pks)]
-        for chunk in _chunks(rows, 2000):
+        for chunk in chunks(rows, 2000):
             connection.execute(stmt, list(chunk))
 
     def _experiment_pk(self, connection: sa.Connection, ws: int, name: str) -> int:
@@ -264,7 +251,7 @@ class Store:
         if found is not None:
             return int(found)
         connection.execute(
-            _insert(connection, experiments)
+            insert_for(connection, experiments)
             .values(workspace_pk=ws, name=name)
             .on_conflict_do_nothing(index_elements=["workspace_pk", "name"])
         )
@@ -274,7 +261,7 @@ class Store:
         """folder -> state in the index, for those of `folders` it holds."""
         found: dict[str, str] = {}
         with self.engine.connect() as connection:
-            for chunk in _chunks(folders):
+            for chunk in chunks(folders):
                 query = sa.select(jobs.c.folder, jobs.c.state).where(
                     jobs.c.workspace_pk == self.workspace_pk, jobs.c.folder.in_(chunk)
                 )
@@ -289,7 +276,7 @@ class Store:
 
         def work(connection: sa.Connection) -> None:
             pks = list(self._pks(connection, ws, sorted(folders)).values())
-            for chunk in _chunks(pks):
+            for chunk in chunks(pks):
                 connection.execute(runs.delete().where(runs.c.job_pk.in_(chunk)))
                 for table in (job_params, job_tags, job_experiments):
                     connection.execute(table.delete().where(table.c.job_pk.in_(chunk)))
@@ -330,7 +317,7 @@ class Store:
         }
 
         experiment_pk = self._experiment_pk(connection, ws, name)
-        stmt = _insert(connection, experiment_runs).values(
+        stmt = insert_for(connection, experiment_runs).values(
             experiment_pk=experiment_pk, started=started, **values
         )
         connection.execute(
@@ -340,11 +327,11 @@ class Store:
     def link_in(self, connection: sa.Connection, ws: int, name: str, folders: list[str]) -> None:
         """`link_jobs` inside the caller's transaction (one INSERT ... SELECT per chunk)."""
         experiment_pk = self._experiment_pk(connection, ws, name)
-        for chunk in _chunks(sorted(set(folders))):
+        for chunk in chunks(sorted(set(folders))):
             chosen = sa.select(jobs.c.pk, sa.literal(experiment_pk)).where(
                 jobs.c.workspace_pk == ws, jobs.c.folder.in_(chunk)
             )
-            stmt = _insert(connection, job_experiments).from_select(
+            stmt = insert_for(connection, job_experiments).from_select(
                 ["job_pk", "experiment_pk"], chosen
             )
             connection.execute(stmt.on_conflict_do_nothing())
@@ -443,7 +430,7 @@ class Store:
         jobs)."""
         found: dict[int, dict[str, Any]] = {}
         with self.engine.connect() as connection:
-            for chunk in _chunks(list(pks)):
+            for chunk in chunks(list(pks)):
                 query = sa.select(job_params).where(
                     job_params.c.job_pk.in_(chunk), job_params.c.path.in_(list(paths))
                 )
@@ -472,7 +459,7 @@ class Store:
         """folder -> state of the jobs directly inside the folders `containers`."""
         wanted = set(containers)
         found: dict[str, str] = {}
-        for chunk in _chunks(sorted(wanted), 50):
+        for chunk in chunks(sorted(wanted), 50):
             query = sa.select(jobs.c.folder, jobs.c.state).where(
                 jobs.c.workspace_pk == self.workspace_pk,
                 sa.or_(*(jobs.c.folder.startswith(f"{c}/", autoescape=True) for c in chunk)),
