@@ -31,6 +31,9 @@ class LaunchRequest:
     options: dict[str, Any] = field(default_factory=dict)
     workspace: Path | None = None  # where a launcher may keep files of its own
     requirements: Requirements | None = None  # what the job asked for (cores, memory, GPUs)
+    #: The process dies with the one that launched it (an agent's runs): a launcher that
+    #: starts local processes arranges it; a cluster job outlives its submitter anyway.
+    bound_to_parent: bool = False
 
 
 class LaunchedJob(Protocol):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from typing import Any
 
@@ -93,6 +94,7 @@ class DirectLauncher(Launcher):
                 stderr=err,
                 pass_fds=request.keep_fds,
                 start_new_session=True,
+                preexec_fn=_die_with_parent if request.bound_to_parent else None,
             )
         return LocalJob(popen, request.time_limit, self.kill_grace)
 
@@ -101,3 +103,14 @@ class DirectLauncher(Launcher):
 
     def __repr__(self) -> str:
         return f"DirectLauncher(max_jobs={self.max_jobs})"
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to SIGKILL it when its parent dies (PR_SET_PDEATHSIG),
+    so a killed agent leaves no orphan runs behind. Elsewhere, nothing (documented)."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG

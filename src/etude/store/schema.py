@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 #: Alembic revisions, oldest first; the last one is the schema this code reads and writes.
-REVISIONS = ("0001", "0002", "0003")
+REVISIONS = ("0001", "0002", "0003", "0004")
 HEAD = REVISIONS[-1]
 
 metadata = sa.MetaData()
@@ -237,4 +237,47 @@ run_edits = sa.Table(
         primary_key=True,
     ),
     sa.Column("offset", sa.BigInteger, nullable=False),
+)
+
+
+# -- revision 0004: queues and agents ---------------------------------------------------------
+#: A queued run an agent may claim (`agent` set when one did). The run folder's status.json is
+#: the truth (state "queued", its queue); this table makes the claim atomic and is re-derived
+#: from the folders when they disagree (`queue.py: sync_entries`).
+queue_entries = sa.Table(
+    "queue_entries",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True),
+    sa.Column(
+        "workspace_pk", sa.Integer, sa.ForeignKey("workspaces.pk", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("queue", sa.String(255), nullable=False),
+    sa.Column("enqueued", sa.Double, nullable=False),
+    sa.Column("agent", sa.String(64)),
+    sa.Column("claimed", sa.Double),
+    sa.UniqueConstraint("workspace_pk", "run_id", name="uq_queue_entries_run"),
+    sa.Index("ix_queue_entries_next", "workspace_pk", "queue", "agent", "enqueued"),
+)
+
+#: One row per agent that served this workspace; `running` is a JSON list of run ids.
+agents = sa.Table(
+    "agents",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True),
+    sa.Column(
+        "workspace_pk", sa.Integer, sa.ForeignKey("workspaces.pk", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("id", sa.String(64), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("queues", sa.Text, nullable=False),
+    sa.Column("launcher", sa.String(255), nullable=False),
+    sa.Column("started", sa.Double, nullable=False),
+    sa.Column("heartbeat", sa.Double, nullable=False),
+    sa.Column("running", sa.Text, nullable=False),
+    sa.Column("stopped", sa.Double),
+    sa.UniqueConstraint("workspace_pk", "id", name="uq_agents_id"),
 )

@@ -45,6 +45,9 @@ from .where import resolve_workspace
 
 logger = logging.getLogger("etude.tracking")
 JOB_FOLDER_ENV = "ETUDE_JOB_FOLDER"
+#: Set by the agent for the process it starts: the queued run's folder, and the agent's id.
+RUN_FOLDER_ENV = "ETUDE_RUN_FOLDER"
+AGENT_ENV = "ETUDE_AGENT"
 _capture_cache: dict[str, Any] = {}
 
 
@@ -70,6 +73,7 @@ class LiveRun:
         self.lock = threading.RLock()
         self.closed = False
         self.attached = False  # started for this process (a job's run): Run.init returns it
+        self.agent: str | None = None  # the agent that started this process for the run
 
     def edit(self, change: Any) -> dict[str, Any]:
         with self.lock:
@@ -140,6 +144,9 @@ def start_run(
             f"run {live.id} ({live.project}/{live.name}) is still open in this "
             "process: call run.close() before Run.init() starts another."
         )
+    queued = os.environ.pop(RUN_FOLDER_ENV, None)  # popped: the script's children start their own
+    if queued:
+        return _start_for_agent(cls, RunFolder(queued), argparse, frameworks, monitor, streams)
     _check(project, name, type, tags)
     root = resolve_workspace(workspace)
     settings = load_tracking()
@@ -157,6 +164,34 @@ def start_run(
     process.install(live_run.close)
     _start_extras(live_run, root, argparse, frameworks, monitor, streams)
     _write_pointer(root, project, name, run.id)
+    return run
+
+
+def _start_for_agent(cls: type[Run], folder: RunFolder, argparse: bool, frameworks: bool,
+                     monitor: bool, streams: bool) -> Run:
+    """The run an agent started this process for: the queued draft, edited values and all
+    (whatever project and name the script passes to Run.init)."""
+    root = folder.path.parent.parent
+    meta = folder.read_meta()
+    agent = os.environ.pop(AGENT_ENV, None)
+    with folder.locked():
+        previous = folder.read_status()
+        status = running_status()
+        for key in ("queue", "enqueued", "agent"):
+            if key in previous:
+                status[key] = previous[key]
+        folder.write_status(status)
+    settings = load_tracking()
+    run = cls(folder, root)
+    recorder = Recorder(folder, status, float(settings["flush_seconds"]))
+    live_run = LiveRun(run, meta, recorder, settings, 0)
+    live_run.attached = True
+    live_run.agent = agent or "agent"
+    run._live = live_run
+    recorder.start()
+    set_current(run)
+    process.install(live_run.close)
+    _start_extras(live_run, root, argparse, frameworks, monitor, streams)
     return run
 
 

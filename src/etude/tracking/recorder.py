@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
 from typing import Any
@@ -48,6 +49,7 @@ class Recorder:
         self._last_status = 0.0
         self._failures = 0
         self._finished = False
+        self._abort_sent = False
 
     def resume(self) -> None:
         """Read the summaries of the points already in the folder (a continued run), after
@@ -57,12 +59,14 @@ class Recorder:
         self.summaries = summarize(self.folder.scalars)
 
     def start(self) -> None:
+        self.folder.abort_request.unlink(missing_ok=True)  # from an earlier life of the run
         self.write_status()
         self._thread = threading.Thread(target=self._loop, name="etude-run-writer", daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
         while not self._stop.wait(self.flush_seconds):
+            self._check_abort()
             try:
                 self.flush()
             except Exception as error:  # keep recording; say why points may be missing
@@ -75,6 +79,13 @@ class Recorder:
                         error,
                         self.flush_seconds,
                     )
+
+    def _check_abort(self) -> None:
+        """`abort()` from another process or host left a request: stop like on SIGTERM
+        (the run then records `aborted`)."""
+        if not self._abort_sent and self.folder.abort_request.exists():
+            self._abort_sent = True
+            os.kill(os.getpid(), signal.SIGTERM)
 
     def flush(self, *, status: bool = False) -> None:
         """Write what is buffered; rewrite status.json when `status` or a second has passed.

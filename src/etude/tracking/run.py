@@ -496,6 +496,126 @@ class Run:
         """Hide the run from queries (unless `include_archived=True`); reversible."""
         self._edit(lambda meta: meta.__setitem__("archived", bool(archived)), published=True)
 
+    def unarchive(self) -> None:
+        self.archive(False)
+
+    # -- the life of a run seen from outside (tracking/lifecycle.py) --------------------------
+    @staticmethod
+    def clone(
+        source: Run | str,
+        name: str | None = None,
+        project: str | None = None,
+        comment: str | None = None,
+        *,
+        workspace: str | os.PathLike[str] | None = None,
+    ) -> Run:
+        """A new draft copying `source`'s inputs (parameters, configuration objects, user
+        properties, input models, code state), named "Clone Of NAME" unless `name` is given;
+        none of its outputs. Edit it, then `enqueue()` it for an agent."""
+        from .lifecycle import clone_run
+
+        if isinstance(source, str):
+            source = Run.get(source, workspace=workspace)
+        return clone_run(source, name=name, project=project, comment=comment)
+
+    @classmethod
+    def create(
+        cls,
+        project: str = "default",
+        name: str = "run",
+        *,
+        script: str,
+        repo: str | None = None,
+        branch: str | None = None,
+        commit: str | None = None,
+        working_directory: str | None = None,
+        argv: list[str] | tuple[str, ...] = (),
+        packages: list[str] | str | None = None,
+        type: str = "training",
+        tags: list[str] | tuple[str, ...] | None = None,
+        comment: str | None = None,
+        workspace: str | os.PathLike[str] | None = None,
+    ) -> Run:
+        """A draft that runs `script` (relative to `repo`, a local path or a URL the agent can
+        reach; without `repo`, a script file on this machine) at `commit` (else the head of
+        `branch`), from `working_directory`, with `argv`; nothing is executed here."""
+        from .drafts import create_draft
+
+        return create_draft(cls, project=project, name=name, script=script, repo=repo,
+                            branch=branch, commit=commit, working_directory=working_directory,
+                            argv=list(argv), packages=packages, type=type,
+                            tags=list(tags or ()), comment=comment, workspace=workspace)
+
+    def set_parameter(self, path: str, value: Any) -> None:
+        """Set one parameter of a draft, named "Section/key" (a bare key is in General)."""
+        from .lifecycle import edit_parameters
+
+        edit_parameters(self, {path: value}, replace=False, where="set_parameter")
+
+    def set_parameters(self, values: Mapping[str, Any]) -> None:
+        """Replace all parameters of a draft with `values` ({"Section/key": value})."""
+        from .lifecycle import edit_parameters
+
+        edit_parameters(self, dict(values), replace=True, where="set_parameters")
+
+    def update_parameters(self, values: Mapping[str, Any]) -> None:
+        """Merge `values` ({"Section/key": value}) into the parameters of a draft."""
+        from .lifecycle import edit_parameters
+
+        edit_parameters(self, dict(values), replace=False, where="update_parameters")
+
+    def set_configuration(self, name: str, configuration: Any) -> None:
+        """Replace the configuration object `name` of a draft."""
+        from .lifecycle import edit_configuration
+
+        edit_configuration(self, name, configuration)
+
+    def enqueue(self, queue: str = "default") -> None:
+        """draft -> queued: an agent serving `queue` will run it."""
+        from .lifecycle import enqueue
+
+        enqueue(self, queue)
+
+    def dequeue(self) -> None:
+        """queued -> draft (unless an agent already took it)."""
+        from .lifecycle import dequeue
+
+        dequeue(self)
+
+    def abort(self, wait: float = 30.0) -> str:
+        """running -> aborted: its process gets SIGTERM (wherever it runs); waits up to `wait`
+        seconds for the run to record it and returns the state then."""
+        from .lifecycle import abort
+
+        return abort(self, wait=wait)
+
+    def reset(self) -> None:
+        """completed / failed / aborted -> draft, its outputs deleted."""
+        from .lifecycle import reset
+
+        reset(self)
+
+    def execute_remotely(
+        self, queue: str = "default", clone: bool = False, exit_process: bool = True
+    ) -> Run | None:
+        """Stop running here and let an agent run this (or, with `clone`, a copy of it) from
+        `queue`; the process then exits with status 0 unless `exit_process` is False. Run by
+        an agent, does nothing and returns None."""
+        from .drafts import execute_remotely
+
+        return execute_remotely(self, queue, clone, exit_process)
+
+    def create_function_task(
+        self, func: Any, func_name: str | None = None, task_name: str | None = None,
+        **kwargs: Any,
+    ) -> Run | None:
+        """A draft that runs `func(**kwargs)` of this script when an agent runs it; the
+        arguments are its parameters (section Function). Run by that agent, this call runs
+        the function and ends the process."""
+        from .drafts import create_function_task
+
+        return create_function_task(self, func, func_name, task_name, kwargs)
+
     def publish(self) -> None:
         """Make an ended run read-only: every later edit raises RunStateError."""
         if self.state not in ENDED_STATES:

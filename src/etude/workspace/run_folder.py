@@ -96,6 +96,11 @@ class RunFolder:
     def lock(self) -> Path:
         return self.path / "lock"
 
+    @property
+    def abort_request(self) -> Path:
+        """Written by `abort()`; the process running the run stops when it sees it."""
+        return self.path / "abort.request"
+
     def exists(self) -> bool:
         return self.meta.exists()
 
