@@ -298,8 +298,12 @@ class SlurmLauncher(Launcher):
         name = self.job_name or f"{path.stem}-{request.job_id[:8]}"
         redirect = ">>" if request.append_logs else ">"
         lines = ["#!/bin/bash", f"#SBATCH --job-name={name}"]
+        # Slurm's own log: in the job folder's .etude/; beside the streams for other
+        # requests (an agent's run, whose working folder is the user's code).
+        logs = request.cwd / ".etude"
+        logs = logs if logs.is_dir() else request.stdout.parent
         lines += [
-            f"#SBATCH --output={request.cwd / '.etude' / 'slurm-%j.log'}",
+            f"#SBATCH --output={logs / 'slurm-%j.log'}",
             "#SBATCH --open-mode=append",
         ]
         lines += [f"#SBATCH {option}" for option in options]

@@ -109,10 +109,10 @@ def _set_path(values: dict[str, Any], parts: list[str], value: Any) -> None:
         return
     key = ".".join(parts)
     old = values.get(key)
-    values[key] = _like(old, value)
+    values[key] = as_type_of(old, value)
 
 
-def _like(old: Any, value: Any) -> Any:
+def as_type_of(old: Any, value: Any) -> Any:
     """An edited value given as text turned back into the type of the original."""
     if not isinstance(value, str) or old is None or isinstance(old, str):
         return value
