@@ -243,7 +243,7 @@ def test_every_transition_of_the_state_table(
     assert done.state == "completed"
     for action in (lambda: done.set_parameter("General/lr", 1), lambda: done.enqueue(),
                    done.dequeue, done.abort):
-        with pytest.raises(RunStateError, match="completed.*allows: reset, publish, clone"):
+        with pytest.raises(RunStateError, match=r"completed.*allows: reset, publish, clone"):
             action()
 
     done.reset()
@@ -253,7 +253,7 @@ def test_every_transition_of_the_state_table(
     assert done.state == "queued"
     for action in (lambda: done.set_parameter("General/lr", 1), done.reset, done.abort,
                    lambda: done.enqueue("other")):
-        with pytest.raises(RunStateError, match="queued.*allows: dequeue"):
+        with pytest.raises(RunStateError, match=r"queued.*allows: dequeue"):
             action()
     done.dequeue()
     assert done.state == "draft"
@@ -302,7 +302,7 @@ def test_abort_stops_a_running_run_and_records_aborted(
         assert run.state == "running"
         assert run.abort(wait=DEADLINE_S) == "aborted"
         assert child.wait(DEADLINE_S) != 0
-        with pytest.raises(RunStateError, match="aborted.*allows: reset"):
+        with pytest.raises(RunStateError, match=r"aborted.*allows: reset"):
             run.abort()
     finally:
         child.kill()

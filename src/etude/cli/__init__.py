@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from ..workspace import Workspace, WorkspaceError
-from . import experiments, index, jobs, launchers, runs
+from . import agent, experiments, index, jobs, launchers, projects, runs
 
 USAGE_ERROR = 2
 
@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     launchers.register(groups, leaf)
     index.register(groups, leaf)
     runs.register(groups, leaf)
+    projects.register(groups, leaf)
+    agent.register(groups, leaf)
     return parser
 
 
@@ -50,13 +52,18 @@ def _add_workspace_option(parser: argparse.ArgumentParser, default: str | None) 
 
 
 def resolve_workspace(path: str | None) -> Workspace:
-    """The workspace named by `path`, `$ETUDE_WORKSPACE` or the current folder.
+    """The workspace named by `path`, `$ETUDE_WORKSPACE` or the current folder — or its
+    `runs/` folder when that is where `Run.init()` put its runs by default (it holds `runs/`
+    itself), so that `etude runs list` and `etude agent` find them from the same folder.
 
     Raises `WorkspaceError` when the folder does not exist.
     """
     source = "--workspace" if path else "ETUDE_WORKSPACE"
     path = path or os.environ.get("ETUDE_WORKSPACE") or None
     if path is None:
+        tracking_default = os.path.join(os.getcwd(), "runs")
+        if os.path.isdir(os.path.join(tracking_default, "runs")):
+            return Workspace(tracking_default)
         return Workspace(os.getcwd())
     workspace = Workspace(path)
     if not workspace.path.is_dir():
