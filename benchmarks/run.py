@@ -41,6 +41,7 @@ from harness import (
     run_case,
     scratch_dir,
 )
+from agent_bench import agent_table
 from tracking_bench import INIT_REPEATS, TRACKING_PEERS, tracking_frameworks, tracking_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -497,7 +498,7 @@ def table_cells(row: Row, peers: list[str]) -> list[str]:
     verdict = ""
     if row.target is not None and ours is not None:
         verdict = "yes" if ours <= row.target else "NO"
-    first = row.values.get(peers[0])
+    first = row.values.get(peers[0]) if peers else None
     if row.ratio_target is not None and ours is not None and first:
         verdict = "yes" if ours / first <= row.ratio_target else "NO"
     cells = [row.label, format_seconds(ours), row.target_text, verdict]
@@ -588,7 +589,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument(
         "--only",
-        choices=["core", "infra", "slurm", "store", "tracking"],
+        choices=["core", "infra", "slurm", "store", "tracking", "agent"],
         help="run one table only (default: all)",
     )
     only = parser.parse_args().only
@@ -640,6 +641,11 @@ def main() -> int:
         tables.append((rows, "Run tracking: etude.tracking, MLflow (SQLite), Aim, ClearML "
                        "(offline)", [(peer, headers[peer]) for peer in TRACKING_PEERS],
                        "SPEC target", notes))
+    if only in (None, "agent"):
+        rows, ok, notes = agent_table()
+        etude_ok = etude_ok and ok
+        tables.append((rows, "Queues and agents (no peer runs this without a server)", [],
+                       "target", notes))
     print(
         f"\n{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
         f"best of {IMPORT_REPEATS} (import), {IDENTIFIER_REPEATS} (identifiers), "

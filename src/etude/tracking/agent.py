@@ -39,6 +39,7 @@ AGENTS_DIR = "agents"
 HEARTBEAT_SECONDS = 2.0
 HEAL_SECONDS = 5.0
 OUTPUT_TAIL = 20_000
+FULL_POLL = 0.05  # seconds between looks at the running runs when no slot is free
 
 
 @dataclass
@@ -79,6 +80,7 @@ class Agent:
         self.running: dict[str, Started] = {}
         self.stopping = False
         self._aborting = False
+        self._installed: dict[str, str] | None = None
 
     # -- the loop -----------------------------------------------------------------------------
     def serve(self) -> int:
@@ -110,7 +112,9 @@ class Agent:
                     self._terminate_all()
                 if not self.running and (self.stopping or (self.options.once and empty)):
                     return 0
-                time.sleep(self.options.poll)
+                # Full: look for ended runs often (a free slot is the next run's start);
+                # idle: poll the queues at the chosen pace.
+                time.sleep(self.options.poll if empty else FULL_POLL)
         finally:
             agent_heartbeat(self.store, self.id, sorted(self.running), stopped=time.time())
             self._say(f"agent {self.id} stopped")
@@ -174,7 +178,7 @@ class Agent:
 
     def _launch(self, folder: RunFolder, entry: Any) -> Started:
         from .codestate import prepare_code
-        from .codestate_env import package_differences
+        from .codestate_env import installed_versions, package_differences
         from .live import read_environment
 
         environment = read_environment(folder)
@@ -191,7 +195,9 @@ class Agent:
 
             python = str(ensure_virtualenv("\n".join(packages), self.root / AGENTS_DIR / "venvs"))
         else:
-            differing = package_differences(packages)
+            if self._installed is None:  # once per agent: reading them costs ~0.1 s
+                self._installed = installed_versions()
+            differing = package_differences(packages, self._installed)
             if differing:
                 listed = "; ".join(str(item) for item in differing[:20])
                 self._console(folder, f"warning: {len(differing)} recorded package version(s) "
