@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from agent_bench import agent_table
 from harness import (
     IMPORT_REPEATS,
     CaseFailed,
@@ -41,7 +42,6 @@ from harness import (
     run_case,
     scratch_dir,
 )
-from agent_bench import agent_table
 from tracking_bench import INIT_REPEATS, TRACKING_PEERS, tracking_frameworks, tracking_table
 
 ROOT = Path(__file__).resolve().parent.parent
