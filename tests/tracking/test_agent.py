@@ -407,3 +407,64 @@ def test_agent_list_shows_agents_and_sigterm_stops_one_cleanly(
     listed = subprocess.run([*ETUDE, "agent", "list", "--json"], env=env, capture_output=True,
                             text=True, check=True)
     assert json.loads(listed.stdout) == []
+
+
+JOB_SCRIPT = """
+import sys
+from etude import Param, Task, experiment
+from etude.tracking import Run
+
+class Learn(Task):
+    lr: Param[float]
+    epochs: Param[int] = 2
+
+    def execute(self):
+        run = Run.current()
+        for epoch in range(self.epochs):
+            run.logger.report_scalar("loss", "train", self.lr / (epoch + 1), epoch)
+        print("learned with", self.lr, self.epochs)
+
+if __name__ == "__main__":
+    with experiment(sys.argv[1], "jobs"):
+        Learn.C(lr=0.1).submit()
+"""
+
+
+def test_a_clone_of_a_jobs_run_becomes_a_job_of_its_own(
+        tmp_path: Path, ws: Path, env: dict[str, str]) -> None:
+    script = tmp_path / "learn.py"
+    script.write_text(JOB_SCRIPT)
+    done = subprocess.run([sys.executable, str(script), str(ws)], env=env, capture_output=True,
+                          text=True, timeout=DEADLINE_S)
+    assert done.returncode == 0, done.stderr
+    (job_run,) = Run.query(project="jobs", workspace=ws)
+    assert job_run.params["Config/lr"] == 0.1
+
+    draft = Run.clone(job_run, name="lr 0.3")
+    draft.set_parameter("Config/lr", 0.3)
+    draft.set_parameter("Config/epochs", 4)
+    draft.enqueue("default")
+    same = Run.clone(job_run, name="unchanged")
+    same.enqueue("default")
+    wrong = Run.clone(job_run, name="bad value")
+    wrong.set_parameter("Config/lr", "not a number")
+    wrong.enqueue("default")
+    agent(env, "--once")
+
+    ran = Run.get(draft.id, workspace=ws)
+    assert ran.state == "completed", ran.console()
+    # The draft and the job it became are both in the source's project.
+    lr_03 = Run.query(where="params.lr = 0.3", project="jobs", workspace=ws)
+    assert sorted(r.job is not None for r in lr_03) == [False, True]
+    new_job = [r for r in lr_03 if r.job is not None]
+    assert new_job[0].metrics["loss"]["train"]["count"] == 4
+    assert ran._read_meta()["executed_job"] == Path(new_job[0].job["folder"]).relative_to(
+        ws).as_posix()
+    # The unchanged clone is the same configuration: done already, not run again.
+    unchanged = Run.get(same.id, workspace=ws)
+    assert unchanged.state == "completed", unchanged.console()
+    assert unchanged._read_meta()["executed_job"] == Path(job_run.job["folder"]).relative_to(
+        ws).as_posix()
+    assert len([r for r in Run.query(project="jobs", workspace=ws) if r.job]) == 2
+    failed = Run.get(wrong.id, workspace=ws)
+    assert failed.state == "failed" and "lr" in (failed.message or "") + failed.console()

@@ -184,6 +184,8 @@ class Agent:
         environment = read_environment(folder)
         self._console(folder, f"agent {self.id} ({self.host}) takes the run from queue "
                               f"{entry.queue!r}")
+        if "source_job" in folder.read_meta():  # a clone of a job's run: submit it as a job
+            return self._launch_job_clone(folder, entry)
         code = prepare_code(environment, self.work / entry.run_id)
         for note in code.notes:
             self._console(folder, f"note: {note}")
@@ -212,6 +214,22 @@ class Agent:
         if job.pid:
             self._set_pid(folder, job.pid)
         return Started(entry.run_id, folder, job, code, output)
+
+    def _launch_job_clone(self, folder: RunFolder, entry: Any) -> Started:
+        self._console(folder, "a clone of a job's run: its configuration, edited, is "
+                              "submitted as a job (python -m etude.tracking.job_clone)")
+        self.work.mkdir(parents=True, exist_ok=True)
+        output = self.work / f"{entry.run_id}.out"
+        request = LaunchRequest(
+            job_id=entry.run_id, cwd=self.root,
+            argv=[sys.executable, "-m", "etude.tracking.job_clone"],
+            env=self._environment(folder), stdout=output, stderr=output.with_suffix(".err"),
+            workspace=self.root, bound_to_parent=True,
+        )
+        job = self.options.launcher.launch(request)
+        if job.pid:
+            self._set_pid(folder, job.pid)
+        return Started(entry.run_id, folder, job, _NoCode(), output)
 
     def _environment(self, folder: RunFolder) -> dict[str, str]:
         from .live import AGENT_ENV, RUN_FOLDER_ENV
@@ -348,6 +366,13 @@ class Agent:
         line = "".join(f"[etude agent] {part}\n" for part in text.rstrip("\n").split("\n"))
         with open(folder.console, "a", encoding="utf-8") as stream:
             stream.write(line)
+
+
+class _NoCode:
+    """The code state of a job clone: the job's own (its params.json); nothing to remove."""
+
+    def cleanup(self) -> None:
+        return None
 
 
 def _dead(agent: Any, host: str, now: float) -> bool:

@@ -88,11 +88,8 @@ def clone_run(source: Run, *, name: str | None, project: str | None,
     from .live import new_meta
     from .run import Run, new_run_id
 
-    meta = source.reload()._read_meta()
-    root = source.workspace
-    folder = RunFolder(runs_root(root) / new_run_id())
-    params = copy.deepcopy(meta.get("params") or _sections(source.params))
-    configuration = copy.deepcopy(meta.get("configuration", {}))
+    # A job's run has its project, name, type and tags in the index row only: read them
+    # before `reload` drops the row.
     fields = {
         "project": project or source.project,
         "name": name or f"Clone Of {source.name}",
@@ -101,6 +98,13 @@ def clone_run(source: Run, *, name: str | None, project: str | None,
         "comment": source.comment if comment is None else comment,
         "parent": source.id,
     }
+    meta = source.reload()._read_meta()
+    root = source.workspace
+    folder = RunFolder(runs_root(root) / new_run_id())
+    # A job's run: its configuration (Config/...) and what its code connected, from the index.
+    params = copy.deepcopy(_sections(source.params) if source.job is not None
+                           else meta.get("params", {}))
+    configuration = copy.deepcopy(meta.get("configuration", {}))
     new = new_meta(folder.run_id, time.time(), **fields)
     new.update(
         params=params,
