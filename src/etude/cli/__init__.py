@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from ..workspace import Workspace, WorkspaceError
-from . import agent, experiments, index, jobs, launchers, projects, runs
+from . import agent, experiments, index, jobs, launchers, projects, runs, ui
 
 USAGE_ERROR = 2
 
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     launchers.register(groups, leaf)
     index.register(groups, leaf)
     runs.register(groups, leaf)
+    ui.register(groups, leaf)
     projects.register(groups, leaf)
     agent.register(groups, leaf)
     return parser

@@ -1,0 +1,278 @@
+"""The UI in a real headless Chromium (Playwright driving Debian's chromium) against a real
+`etude ui` process: the runs table with the grammar and a metric sort, a run's chart drawn,
+compare, and a running run and a running job changing on screen without a reload.
+
+Each page's screenshot is kept under the test's tmp folder; with ETUDE_SCREENSHOTS=FOLDER
+they are copied there too (docs/images/ for the docs).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from .browser import BrowserUnavailable, UiServer, chromium, launch
+from .conftest import record_runs
+
+LIVE_RUN = """
+import sys, time
+from pathlib import Path
+from etude.tracking import Run
+
+flag = Path(sys.argv[2])
+with Run.init(project="live", name="watched", workspace=sys.argv[1],
+              auto_connect_arg_parser=False, auto_connect_frameworks=False,
+              auto_resource_monitoring=False) as run:
+    print("step one", flush=True)
+    run.logger.report_scalar("loss", "train", 1.0, 0)
+    while not flag.exists():
+        time.sleep(0.05)
+    print("step two", flush=True)
+    run.logger.report_scalar("loss", "train", 0.5, 1)
+"""
+
+LIVE_JOB = """
+import sys, time
+from pathlib import Path
+from etude import Param, Task, experiment
+
+class Wait(Task):
+    flag: Param[str]
+
+    def execute(self):
+        while not Path(self.flag).exists():
+            time.sleep(0.05)
+
+if __name__ == "__main__":
+    with experiment(sys.argv[1], "live"):
+        Wait.C(flag=sys.argv[2]).submit()
+"""
+
+
+@pytest.fixture(scope="session")
+def session_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """An environment of its own for the session's workspace, server and scripts."""
+    config = tmp_path_factory.mktemp("config")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("ETUDE_STORE", "ETUDE_WORKSPACE", "ETUDE_JOB_FOLDER", "ETUDE_UI_TOKEN")}
+    env["XDG_CONFIG_HOME"] = str(config)
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("ETUDE_STORE", "ETUDE_WORKSPACE", "ETUDE_JOB_FOLDER"):
+            patch.delenv(name, raising=False)
+        patch.setenv("XDG_CONFIG_HOME", str(config))
+        yield env
+
+
+@pytest.fixture(scope="session")
+def recorded(tmp_path_factory: pytest.TempPathFactory,
+             session_env: dict[str, str]) -> tuple[Path, dict[str, str]]:
+    from etude.tracking.query import close_indexes
+
+    ws = tmp_path_factory.mktemp("browser") / "ws"
+    ids = record_runs(ws)
+    close_indexes()
+    return ws, ids
+
+
+@pytest.fixture(scope="session")
+def server(recorded: tuple[Path, dict[str, str]], session_env: dict[str, str]
+           ) -> Iterator[UiServer]:
+    ui = UiServer(recorded[0], session_env)
+    yield ui
+    ui.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    try:
+        chromium()
+    except BrowserUnavailable as error:
+        pytest.fail(f"BROWSER UNAVAILABLE: {error}", pytrace=False)
+    with sync_playwright() as playwright:
+        instance = launch(playwright)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    # A bad filter is answered 400 on purpose (the page shows it); anything else is an error.
+    tab.on("console", lambda m: errors.append(m.text)
+           if m.type == "error" and "status of 400" not in m.text else None)
+    yield tab
+    context.close()
+    assert not errors, f"errors in the page: {errors}"
+
+
+@pytest.fixture
+def shoot(tmp_path: Path) -> Callable[[Any, str], None]:
+    def take(page: Any, name: str) -> None:
+        path = tmp_path / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        target = os.environ.get("ETUDE_SCREENSHOTS")
+        if target:
+            Path(target).mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, Path(target) / path.name)
+
+    return take
+
+
+def _names(page: Any) -> list[str]:
+    return page.locator("#runs-table .tabulator-row .tabulator-cell[tabulator-field=name]") \
+        .all_inner_texts()
+
+
+def _wait_loaded(page: Any, before: str | None) -> None:
+    page.wait_for_function(
+        "before => { const t = document.getElementById('runs-table');"
+        " return t.dataset.loaded && t.dataset.loaded !== before; }", arg=before)
+
+
+def test_runs_table_filters_with_the_grammar_and_sorts_by_a_metric(server, page, shoot):
+    page.goto(f"{server.url}runs?columns=params.lr,metrics.accuracy")
+    page.wait_for_selector("#runs-table .tabulator-row")
+    assert sorted(_names(page)) == ["run-0", "run-1", "run-2"]
+    loaded = page.get_attribute("#runs-table", "data-loaded")
+    page.fill("#where", "params.lr < 0.05")
+    page.press("#where", "Enter")
+    _wait_loaded(page, loaded)
+    assert sorted(_names(page)) == ["run-1", "run-2"]
+    assert page.get_attribute("#run-count", "data-total") == "2"
+
+    loaded = page.get_attribute("#runs-table", "data-loaded")
+    page.fill("#where", "params.lr < 0.05 and stat = done")
+    page.press("#where", "Enter")
+    page.wait_for_selector("#where-error:not([hidden])")
+    error = page.inner_text("#where-error")
+    assert "unknown field 'stat'" in error and "^" in error
+    shoot(page, "runs-filter-error")
+
+    page.fill("#where", "")
+    page.press("#where", "Enter")
+    _wait_loaded(page, loaded)
+    page.wait_for_function("() => document.getElementById('where-error').hidden")
+    loaded = page.get_attribute("#runs-table", "data-loaded")
+    page.click(".tabulator-col[tabulator-field='metrics.accuracy'] .tabulator-col-title")
+    _wait_loaded(page, loaded)
+    assert "sort=metrics.accuracy" in page.url
+    assert _names(page) == ["run-0", "run-1", "run-2"]  # accuracy 0.90, 0.91, 0.92
+    shoot(page, "runs")
+
+
+def _canvas_pixels(page: Any, selector: str) -> int:
+    """How many pixels of the first canvas under `selector` are drawn (not transparent)."""
+    return int(page.evaluate(
+        """sel => { const c = document.querySelector(sel + ' canvas');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }""",
+        selector))
+
+
+def test_a_run_page_draws_its_chart(server, recorded, page, shoot):
+    run_id = recorded[1]["run-0"]
+    page.goto(f"{server.url}runs/{run_id}")
+    chart = "figure.chart[data-title='loss']"
+    page.wait_for_selector(f"{chart}[data-state='drawn']")
+    assert _canvas_pixels(page, chart) > 500
+    assert page.get_attribute(chart, "data-reduced") == "yes"
+    page.wait_for_selector("#environment table.kv, #environment p")  # the htmx panel
+    assert page.locator(".table-event table td").first.inner_text() == "1"
+    shoot(page, "run")
+
+
+def test_compare_highlights_differences_and_overlays_scalars(server, recorded, page, shoot):
+    ids = ",".join(recorded[1][name] for name in ("run-0", "run-1", "run-2"))
+    page.goto(f"{server.url}compare?ids={ids}")
+    chart = "figure.chart[data-title='loss']"
+    page.wait_for_selector(f"{chart}[data-state='drawn']")
+    assert _canvas_pixels(page, chart) > 500
+    legend = page.locator(f"{chart} .u-legend .u-series").all_inner_texts()
+    assert len(legend) == 4  # x and one series per run
+    differs = page.locator("#compare-params tr.differs td:first-child").all_inner_texts()
+    assert "General/lr" in differs and "General/epochs" in differs
+    shoot(page, "compare")
+
+
+def _wait(condition: Callable[[], Any], what: str, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _script(tmp_path: Path, source: str, *args: str, env: dict[str, str]) -> Any:
+    script = tmp_path / "live.py"
+    script.write_text(textwrap.dedent(source))
+    return subprocess.Popen([sys.executable, str(script), *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_a_running_run_changes_on_screen(server, recorded, page, shoot, tmp_path,
+                                         session_env):
+    flag = tmp_path / "go"
+    process = _script(tmp_path, LIVE_RUN, str(recorded[0]), str(flag), env=session_env)
+    try:
+        def running() -> str | None:
+            rows = httpx.get(f"{server.url}api/runs", params={"project": "live"}).json()["rows"]
+            return rows[0]["id"] if rows and rows[0]["state"] == "running" else None
+
+        run_id = _wait(running, "the live run to be indexed as running")
+        page.goto(f"{server.url}runs/{run_id}")
+        page.wait_for_function(
+            "() => document.getElementById('console').textContent.includes('step one')")
+        assert page.inner_text("#run-state") == "running"
+        shoot(page, "run-live")
+        flag.touch()
+        page.wait_for_function(
+            "() => document.getElementById('console').textContent.includes('step two')",
+            timeout=60_000)
+        page.wait_for_function(
+            "() => document.getElementById('run-state').textContent === 'completed'",
+            timeout=60_000)
+    finally:
+        flag.touch()
+        process.wait(timeout=60)
+
+
+def test_a_running_job_changes_state_on_screen(server, recorded, page, shoot, tmp_path,
+                                               session_env):
+    flag = tmp_path / "go"
+    process = _script(tmp_path, LIVE_JOB, str(recorded[0]), str(flag), env=session_env)
+    try:
+        def running() -> bool:
+            jobs = httpx.get(f"{server.url}api/jobs", params={"experiment": "live"}).json()
+            return bool(jobs) and jobs[0]["state"] == "running"
+
+        _wait(running, "the live job to run")
+        page.goto(f"{server.url}experiments?name=live")
+        state = "#jobs .job-state span"
+        assert page.inner_text(state) == "running"
+        assert page.is_visible("#jobs button.kill")
+        page.wait_for_function("() => document.getElementById('live-status').dataset.updates")
+        shoot(page, "experiments")
+        flag.touch()
+        page.wait_for_function(
+            f"() => document.querySelector('{state}').textContent === 'done'", timeout=60_000)
+        assert not page.is_visible("#jobs button.kill")
+    finally:
+        flag.touch()
+        process.wait(timeout=60)
