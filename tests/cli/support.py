@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import psutil
 
 from etude.cli import main
 from etude.workspace import JobDir, Workspace, is_locked, read_status
+from polling import wait_until  # the CLI tests import it from here
 
 # Four jobs: Hello x=0 and x=1 end done, Hello x=2 fails, Other name=b ends done.
 DEMO = """
@@ -85,16 +85,6 @@ if __name__ == "__main__":
 """
 
 
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = 60) -> Any:
-    """Poll `condition` until it returns a true value (returned); fail after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def gone(pid: int) -> bool:

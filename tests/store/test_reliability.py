@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -18,6 +17,7 @@ import pytest
 from etude.store import Store, check, refresh
 from etude.store.records import relative_folder
 from etude.workspace import Workspace, is_locked, read_json, read_status
+from polling import wait_until as wait_for
 
 STEPS = 10
 
@@ -75,15 +75,6 @@ if __name__ == "__main__":
         for n in range(first, first + 10):
             Step.C(n=n).submit()
 """
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    """Return once `condition()` holds; fail after `timeout` seconds, naming `what`."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def folder_states(workspace: Path) -> dict[str, str]:

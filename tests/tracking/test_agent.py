@@ -21,6 +21,7 @@ import pytest
 
 from etude.tracking import Run, RunStateError
 from etude.tracking.query import close_indexes
+from polling import wait_until
 
 from .conftest import QUIET
 
@@ -45,14 +46,7 @@ for step in range(params["epochs"]):
 
 
 def wait_for(condition: Callable[[], Any], what: str, timeout: float = DEADLINE_S) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
+    return wait_until(condition, what, timeout)
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 from etude.tracking import ArtifactError, ReportError, Run, RunStateError
+from polling import wait_until
 
 SCRIPT = Path(__file__).with_name("lifecycle_scripts.py")
 PROJECT = "lifecycle"
@@ -56,15 +57,7 @@ def _environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def wait_for(condition: Callable[[], Any], what: str, timeout: float = DEADLINE_S) -> Any:
-    """Poll `condition` until it returns something true (returned); fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
+    return wait_until(condition, what, timeout, interval=0.02)
 
 
 class Child:
