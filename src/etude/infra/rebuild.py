@@ -21,7 +21,7 @@ import pydantic
 import pydantic_core
 
 from .base import BaseInfra
-from .errors import InfraConfigError
+from .errors import InfraConfigError, JobError
 from .jobs import FAILED, resolve_cluster
 from .map import JOBS, MapInfra
 from .pickling import read_payload
@@ -162,21 +162,28 @@ def _validation_message(error: pydantic.ValidationError, prefix: str, owner: Any
     return "\n".join(lines)
 
 
-def check_cluster(owner: pydantic.BaseModel, name: str) -> list[str]:
+def check_cluster(owner: pydantic.BaseModel, name: str, prefix: str = "") -> list[str]:
     """Make the object's infra runnable by an agent; returns notes on what was changed.
 
     `cluster="debug"` (the job run inside its caller, for breakpoints) becomes `"local"`: an
     agent has nobody at the breakpoints, and the job's run gets its own process. Raises
-    InfraConfigError for `cluster=None` or no folder (nothing would land in a cache folder).
+    InfraConfigError for no folder (the result would be kept nowhere) or `cluster=None` (it
+    would be computed inside the agent's process, as no job); the message names the parameter
+    to set instead.
     """
     infra: BaseInfra = owner.__dict__[name]
     where = f"{type(owner).__qualname__}.{name}"
-    if infra.folder is None or resolve_cluster(infra.cluster) is None:
+    if infra.folder is None:
         raise InfraConfigError(
-            f"{where}: folder={infra.folder}, cluster={infra.cluster!r}: the clone would be "
-            "computed inside the agent's process and kept nowhere. Edit "
-            f"{name}.cluster to 'local' or 'slurm' and {name}.folder to a cache folder, or "
-            "call the method yourself."
+            f"{where}: folder=None keeps results in memory only, so an agent's clone would "
+            f"compute one and keep nothing. Set {prefix}{name}.folder to a cache folder (the "
+            "workspace, to see its jobs), or call the method yourself."
+        )
+    if resolve_cluster(infra.cluster) is None:
+        raise InfraConfigError(
+            f"{where}: cluster=None computes in the caller's process, which for a clone is the "
+            f"agent's, with no job of its own. Set {prefix}{name}.cluster to 'local' or "
+            "'slurm', or call the method yourself."
         )
     if infra.cluster == "debug":
         infra.cluster = "local"
@@ -185,18 +192,30 @@ def check_cluster(owner: pydantic.BaseModel, name: str) -> list[str]:
     return []
 
 
-def run_again(owner: pydantic.BaseModel, name: str, items: list[Any] | None) -> Outcome:
+def run_again(
+    owner: pydantic.BaseModel, name: str, items: list[Any] | None, prefix: str = ""
+) -> Outcome:
     """Call the infra method of `owner` in field `name` as its job did (MapInfra: on `items`)
     and wait for it. Raises the job's error (JobError) when it fails."""
     infra = owner.__dict__[name]
     folder = infra.uid_folder()
     assert folder is not None  # check_cluster
     if isinstance(infra, MapInfra):
-        _, started = infra._fill(list(items or []), infra._item_uids(list(items or [])))
+        every = list(items or [])
+        _, started = infra._fill(every, infra._item_uids(every))
         return Outcome(folder, started)
     job = infra.job()
     job.wait()
-    if job.status() == FAILED:
-        job.result()  # raises the failure, with the job's traceback
     launched = getattr(job, "launched", None) is not None
+    if job.status() == FAILED:
+        try:
+            job.result()  # raises the failure, with the job's traceback
+        except JobError as error:
+            if launched:
+                raise
+            raise JobError(
+                f"{error}\nThis failure was kept from an earlier computation of the same "
+                f"values; to compute them again, set {prefix}{name}.mode to 'retry' in a clone.",
+                error_type=error.error_type, folder=error.folder,
+            ) from None
     return Outcome(folder, [folder] if launched else [])

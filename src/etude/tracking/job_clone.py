@@ -145,14 +145,15 @@ def _run_infra_clone(run: Any, source: Path, edits: dict[str, Any]) -> int:
     found = load_source(source)
     # `__unserializable__` stands for a configuration config.json could not hold: no field.
     edits = {path: value for path, value in edits.items() if path != UNSERIALIZABLE}
-    owner, changes = edited_owner(found, edits, prefix=f"{CONFIG_SECTION}/")
+    prefix = f"{CONFIG_SECTION}/"
+    owner, changes = edited_owner(found, edits, prefix=prefix)
     for change in changes:
         print(f"edited {change}")
-    for note in check_cluster(owner, found.field):
+    for note in check_cluster(owner, found.field, prefix):
         print(f"note: {note}")
     folder = owner.__dict__[found.field].uid_folder()
     try:
-        outcome = run_again(owner, found.field, found.items)
+        outcome = run_again(owner, found.field, found.items, prefix)
     finally:
         _record_folder(run, folder)
     if not outcome.started:
