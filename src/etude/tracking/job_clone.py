@@ -95,6 +95,10 @@ def main() -> int:
     meta = run._read_meta()
     source = run.workspace / meta["source_job"]["folder"]
     edits = meta.get("edited", {}).get(CONFIG_SECTION, {})
+    if not source.is_dir():
+        raise RunStateError(f"{source}: the source job's folder is gone (cleaned or deleted), "
+                            "so its configuration cannot be rebuilt. Clone the run of a job "
+                            "whose folder exists.")
     params = _read_params(source)
     if _is_infra(source, params):
         return _run_infra_clone(run, source, edits)
