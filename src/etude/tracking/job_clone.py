@@ -18,6 +18,7 @@ with the job's state.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,13 @@ def apply_edits(task: Any, edits: dict[str, Any]) -> list[str]:
         for part in parts[:-1]:
             target = _child(target, part, path)
         old = _child(target, parts[-1], path)
-        if old == value:
+        if isinstance(value, str) and isinstance(old, (list, tuple, dict)):
+            # a run shows a list or dict of plain values as its JSON text; either form works
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass  # left as text: the task's validation says what it expected
+        if old == value or (isinstance(old, tuple) and list(old) == value):
             continue
         if isinstance(target, dict):
             target[parts[-1]] = value
