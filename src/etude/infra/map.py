@@ -77,8 +77,19 @@ class MapInfra(BaseInfra):
         if loading_script():
             raise ScriptLoadStop()  # a job process is loading the script for its classes
         items = list(items)
-        keys = self._keys()
         uids = self._item_uids(items)
+        read, _ = self._fill(items, uids)
+        return iter(read(uids))
+
+    def _fill(
+        self, items: list[Any], uids: list[str]
+    ) -> tuple[Callable[[list[str]], list[Any]], list[Path]]:
+        """Compute the items that are not cached (honouring `mode`), reading none back.
+
+        Returns how to read results by item uid, and the job folders started for the missing
+        items (none when every item was cached or computed in this process).
+        """
+        keys = self._keys()
         runtime = self._runtime()
         first: dict[str, Any] = {}
         for uid, item in zip(uids, items, strict=True):
@@ -91,7 +102,7 @@ class MapInfra(BaseInfra):
             self._check_read_only(keys, missing)
             if missing:
                 self._compute(missing, [first[u] for u in missing], memory.__setitem__)
-            return iter([memory[u] for u in uids])
+            return (lambda wanted: [memory[u] for u in wanted]), []
         folder = f"{self._method_folder()}/{keys.uid}"
         store = _store(f"{folder}/{ITEMS}")
         if forced:
@@ -99,12 +110,13 @@ class MapInfra(BaseInfra):
         present = store.keys()
         missing = [u for u in first if u not in present]
         self._check_read_only(keys, missing)
+        jobs: list[Path] = []
         if missing:
             self._prepare_folder(keys, rewrite=forced)
-            self._compute_missing(keys, store, missing, [first[u] for u in missing])
+            jobs = self._compute_missing(keys, store, missing, [first[u] for u in missing])
         else:
             self._check_configs(Path(folder), keys)
-        return iter(store.get_many(uids))
+        return store.get_many, jobs
 
     def _item_uids(self, items: list[Any]) -> list[str]:
         item_uid = self._runtime().get_method().item_uid
@@ -149,12 +161,13 @@ class MapInfra(BaseInfra):
 
     def _compute_missing(
         self, keys: Keys, store: ItemStore, uids: list[str], items: list[Any]
-    ) -> None:
+    ) -> list[Path]:
+        """Compute `items` into `store` (here, or in jobs it waits for); the job folders."""
         cluster = resolve_cluster(self.cluster)
         if cluster is None:
             with store.writer() as writer:
                 self._compute(uids, items, writer.add)
-            return
+            return []
         count = min(self.max_jobs, math.ceil(len(uids) / self.min_samples_per_job))
         if cluster == "local":
             count = min(count, os.cpu_count() or 1)
@@ -192,6 +205,7 @@ class MapInfra(BaseInfra):
                     error_type=exc.error_type,
                     folder=exc.folder,
                 ) from exc.__cause__
+        return [sub.job.path for sub in subs]
 
     def _run_job(self, job: JobDir, items: Any, meta: dict[str, Any], started: float) -> None:
         """In the job process (lock held): compute a chunk of items into the store."""

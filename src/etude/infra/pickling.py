@@ -118,7 +118,7 @@ def write_payload(
         "files": files,
         "sys_path": sys_path,
         # only when something refers to the script, so that other jobs never execute it
-        "main_file": main_file if b"__main__" in data else None,
+        "main_file": main_file if any(m.encode() in data for m in _SCRIPT_MODULES) else None,
         "meta": meta or {},
     }
     write_atomic(path, dumps(payload))
@@ -148,6 +148,9 @@ def read_payload(
 
 
 def main_file() -> str | None:
-    """The file of the running script, if there is one."""
-    file = getattr(sys.modules.get("__main__"), "__file__", None)
+    """The file of the user's script, if there is one: the script itself, or, in a process
+    that loaded it for its classes (a job process, an agent's clone of an infra job), the
+    file it loaded (`__main__` is then etude's own module)."""
+    module = sys.modules.get(SCRIPT_MODULE) or sys.modules.get("__main__")
+    file = getattr(module, "__file__", None)
     return str(Path(file).resolve()) if file else None
