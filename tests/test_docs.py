@@ -48,8 +48,21 @@ def test_docs_have_examples() -> None:
     assert len(skipped) * 4 < len(BLOCKS), f"too many skipped blocks: {skipped}"
 
 
+FRAGMENTS = [(where, source) for where, source in BLOCKS if _first_line(source) == SKIP]
+RUNNABLE = [(where, source) for where, source in BLOCKS if _first_line(source) != SKIP]
+
+
 @pytest.mark.parametrize(
-    ("where", "source"), [pytest.param(where, source, id=where) for where, source in BLOCKS]
+    ("where", "source"), [pytest.param(where, source, id=where) for where, source in FRAGMENTS]
+)
+def test_doc_fragment_is_valid_python(where: str, source: str) -> None:
+    """A fragment that cannot run alone (it needs a server, a GPU, the user's data) still
+    parses: a typo in it fails here."""
+    compile(source, where, "exec")
+
+
+@pytest.mark.parametrize(
+    ("where", "source"), [pytest.param(where, source, id=where) for where, source in RUNNABLE]
 )
 def test_doc_example_runs(
     where: str, source: str, tmp_path: Path, request: pytest.FixtureRequest
@@ -58,8 +71,6 @@ def test_doc_example_runs(
     if where.startswith("slurm.md"):
         request.getfixturevalue("slurm_cluster")  # the Slurm page's examples run on it
     first = _first_line(source)
-    if first == SKIP:
-        pytest.skip("fragment marked `# doctest: skip`")
     named = FILE_NAME.fullmatch(first)
     script = tmp_path / (named.group(1) if named else "example.py")
     script.write_text(source, encoding="utf-8")
