@@ -131,7 +131,8 @@ def test_a_dry_run_names_changed_code_of_reused_jobs(project: Project):
     dry = project.run(DRY="1")
     reused = [line for line in dry.stdout.splitlines() if line.strip().startswith("reuse")]
     assert len(reused) == 2
-    assert all(line.endswith("done before; its code changed since (model_lib.py)") for line in reused)
+    note = "done before; its code changed since (model_lib.py)"
+    assert all(line.endswith(note) for line in reused), dry.stdout
     assert "the code changed since" not in dry.stderr, "the plan says it, not a warning"
 
 
