@@ -115,6 +115,11 @@ if __name__ == "__main__":
     devices = {r["seed"]: r["devices"] for r in read_records(workspace)}
     assert {devices[s] for s in range(3)} <= {"2", "3"}
     assert devices[9] == "2,3"
+    recorded = [
+        json.loads(p.read_text()).get("gpus")
+        for p in workspace.glob("jobs/*/*/.etude/process.json")
+    ]
+    assert sorted(map(len, recorded)) == [1, 1, 1, 2], "process.json records the GPUs given"
 
 
 def test_jobs_without_gpus_keep_the_environment_unless_hide_gpus(

@@ -114,7 +114,7 @@ class CodeChangeReport:
             f"jobs of {task} are reused as they are. Ways out:\n"
             "  keep them (the default): nothing to do;\n"
             f"  run them again: submit(rerun=\"changed\") (or rerun=True for every job), or "
-            f"`etude jobs rerun --where 'task = {task}'` before the next run;\n"
+            f"`etude jobs rerun --where \"task = '{task}'\"` before the next run;\n"
             "  or, if the change alters results, bump a Constant of the task (e.g. "
             "version: Constant[int] = 2): new identifiers, new jobs.",
             file=self.stream or sys.stderr,
