@@ -213,7 +213,8 @@ class DirectLauncher(Launcher):
         return {"launcher": "direct", "max_jobs": self.max_jobs}
 
     def __repr__(self) -> str:
-        return f"DirectLauncher(max_jobs={self.max_jobs})"
+        gpus = "" if self._stated_gpus is None else f", gpus={[g.index for g in self._stated_gpus]}"
+        return f"DirectLauncher(max_jobs={self.max_jobs}{gpus})"
 
 
 def _die_with_parent() -> None:
