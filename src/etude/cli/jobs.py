@@ -28,6 +28,7 @@ from ..workspace import (
     read_status,
 )
 from ..workspace.status import ERROR, RUNNING, UNSCHEDULED, WAITING
+from .jobs_rerun import add_rerun
 from .kill import stop_job
 from .listing import add_diff, add_list, parse_state
 
@@ -343,6 +344,11 @@ def register(groups: Commands[argparse.ArgumentParser], common: argparse.Argumen
         help="only jobs in this state (error or unscheduled; default both)",
     )
     clean.set_defaults(handler=_clean)
+    add_rerun(
+        commands.add_parser(
+            "rerun", parents=[common], help="make done jobs run again at their next submission"
+        )
+    )
     path = commands.add_parser("path", parents=[common], help="print a job's folder")
     path.add_argument("job", metavar="ID", help=ID_HELP)
     path.set_defaults(handler=_path)

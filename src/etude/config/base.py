@@ -200,6 +200,7 @@ class Submitter(Protocol):
         init_tasks: Iterable[LightweightTask],
         max_retries: int | None,
         requirements: Any,
+        rerun: bool | str = False,
     ) -> Any: ...
 
 
@@ -220,13 +221,15 @@ class Task(Config):
         init_tasks: Iterable[LightweightTask] = (),
         max_retries: int | None = None,
         requirements: Any = None,
+        rerun: bool | str = False,
     ) -> Any:
         """Hand the task to the current experiment; return `task_outputs(dep)`.
 
         `launcher`: where the job runs (default: the experiment's). `init_tasks`: lightweight
         tasks run in the job process before `execute()`. `max_retries`: how many times a
         `ResumableTask` is started again after a timeout. `requirements`: what the job needs,
-        e.g. `"duration=2h"` (overrides the class's `__requirements__`).
+        e.g. `"duration=2h"` (overrides the class's `__requirements__`). `rerun`: run the job
+        again even if it is done (True), or only if its code changed since it ran ("changed").
         Raises `ConfigError` outside `with experiment(...)`, or for a missing or bad value.
         """
         submitter = current_submitter.get()
@@ -241,6 +244,7 @@ class Task(Config):
             init_tasks=init_tasks,
             max_retries=max_retries,
             requirements=requirements,
+            rerun=rerun,
         )
 
     def task_outputs(self, dep: DependentMarker[Any]) -> Any:

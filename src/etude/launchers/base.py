@@ -81,6 +81,16 @@ class Launcher(ABC):
                 results.append(exc)
         return results
 
+    def reserve(self, job_id: str, requirements: Requirements | None) -> bool:
+        """Set aside what a job needs (GPUs) before it is launched; False: not now, and the
+        scheduler holds the job back and asks again when a job of this launcher ends. The
+        job's `launch` uses the reservation, and its end frees it."""
+        return True
+
+    def release(self, job_id: str) -> None:
+        """Free what `reserve` set aside for a job that will not be launched after all."""
+        return None  # this launcher sets nothing aside
+
     def reattach(self, record: dict[str, Any]) -> LaunchedJob | None:
         """The still-running job of a job folder's process record, if this launcher can follow
         it from another process (a Slurm job id); None otherwise."""

@@ -13,7 +13,9 @@ launchers:
     limits: {duration: 2d, cores: 32, mem: 256G, gpus: 8, gpu_mem: 40G}
 ```
 The first entry whose limits hold the requirement is chosen. A missing limit means "no limit",
-except `gpus`: a launcher without a `gpus` limit offers none.
+except `gpus`: a launcher without a `gpus` limit offers none. A direct launcher's
+`options.gpus` (`[0, 1]`, or `{0: 24G, 1: 24G}` with their memory) gives it GPU limits: as many
+GPUs as listed, and the largest memory listed.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ import fnmatch
 import os
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..workspace.settings import settings_path
 from .base import Launcher
+from .gpus import parse_gpus
 from .requirements import (
     RequirementError,
     Requirements,
@@ -147,9 +150,28 @@ def _entry(path: Path, index: int, item: Any) -> LauncherEntry:
     if isinstance(hosts, str) or not isinstance(hosts, list):
         raise LaunchersFileError(f"{where}: hosts must be a list of host name patterns.")
     name = str(item.get("name") or f"{kind}-{index}")
-    return LauncherEntry(
-        name, kind, dict(options), _limits(f"{where} ({name})", item.get("limits") or {}),
-        tuple(str(h) for h in hosts),
+    limits = _limits(f"{where} ({name})", item.get("limits") or {})
+    if kind == "direct" and options.get("gpus") is not None:
+        limits = _gpu_limits(f"{where} ({name})", options["gpus"], limits, item.get("limits"))
+    return LauncherEntry(name, kind, dict(options), limits, tuple(str(h) for h in hosts))
+
+
+def _gpu_limits(where: str, gpus: Any, limits: Requirements, raw: Any) -> Requirements:
+    """A direct launcher's `options.gpus` (indices, or `{index: memory}`) are its GPU limits,
+    unless `limits` states them."""
+    try:
+        stated = parse_gpus(gpus)
+    except ValueError as exc:
+        raise LaunchersFileError(f"{where}: options.gpus: {exc}") from exc
+    assert stated is not None
+    raw = raw if isinstance(raw, dict) else {}
+    memories = [gpu.memory for gpu in stated]
+    return replace(
+        limits,
+        gpus=limits.gpus if "gpus" in raw else len(stated),
+        gpu_memory=limits.gpu_memory
+        if "gpu_mem" in raw or None in memories or not memories
+        else max(m for m in memories if m is not None),
     )
 
 

@@ -2,7 +2,8 @@
 
 Written as a small expression, e.g. `"duration=4h & cpu(cores=4, mem=16G) & gpu(mem=24G)*2"`:
 terms joined by `&`; `duration=` takes `90s`, `30m`, `2h`, `1d`, `1h30m` or `HH:MM:SS`; sizes
-take `K`, `M`, `G`, `T` (powers of 1024).
+take `K`, `M`, `G`, `T` (powers of 1024). A job holds its GPUs alone, unless it says
+`gpu(shared=yes)`: then it may share them with other such jobs.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_YES_NO = {"yes": True, "true": True, "1": True, "no": False, "false": False, "0": False}
 _SIZES = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 
@@ -27,6 +29,7 @@ class Requirements:
     memory: int | None = None  # bytes
     gpus: int = 0
     gpu_memory: int | None = None  # bytes per GPU
+    gpu_shared: bool = False  # the job may share its GPUs with other shared jobs
 
     def __str__(self) -> str:
         parts = []
@@ -40,14 +43,16 @@ class Requirements:
         if cpu:
             parts.append(f"cpu({', '.join(cpu)})")
         if self.gpus:
-            mem = f"mem={format_size(self.gpu_memory)}" if self.gpu_memory else ""
-            parts.append(f"gpu({mem})" + (f"*{self.gpus}" if self.gpus > 1 else ""))
+            gpu = [f"mem={format_size(self.gpu_memory)}"] if self.gpu_memory else []
+            if self.gpu_shared:
+                gpu.append("shared=yes")
+            parts.append(f"gpu({', '.join(gpu)})" + (f"*{self.gpus}" if self.gpus > 1 else ""))
         return " & ".join(parts)
 
 
 GRAMMAR = (
     "terms joined by '&': duration=2h | cores=N | mem=16G | cpu(cores=N, mem=SIZE) | "
-    "gpu(mem=SIZE)*N"
+    "gpu(mem=SIZE, shared=yes)*N"
 )
 
 
@@ -111,7 +116,7 @@ def parse_requirements(text: str) -> Requirements:
             if match.group("name") == "cpu":
                 _take(values, term, args, {"cores": "cores", "mem": "memory"})
             else:
-                _take(values, term, args, {"mem": "gpu_memory"})
+                _take(values, term, args, {"mem": "gpu_memory", "shared": "gpu_shared"})
                 values["gpus"] = int(match.group("count") or 1)
             continue
         key, eq, value = term.partition("=")
@@ -150,6 +155,10 @@ def _take(
             values[field] = parse_duration(value)
         elif field in ("memory", "gpu_memory"):
             values[field] = parse_size(value)
+        elif field == "gpu_shared":
+            if value.lower() not in _YES_NO:
+                raise RequirementError(f"{term!r}: shared must be yes or no, got {value!r}.")
+            values[field] = _YES_NO[value.lower()]
         else:
             if not value.isdigit() or int(value) < 1:
                 raise RequirementError(f"{term!r}: {key} must be a positive integer.")

@@ -59,7 +59,8 @@ def _fail(job: JobDir, exc: BaseException, started: float) -> int:
     return 1
 
 
-def _prepare(job: JobDir) -> Task:
+def _prepare(job: JobDir) -> tuple[Task, str | None]:
+    """The task of the job folder, and the digest of its code (see `params.json`'s `code`)."""
     params = read_json(job.params)
     for entry in reversed(params["config"].get("sys_path", [])):
         if entry not in sys.path:
@@ -72,7 +73,7 @@ def _prepare(job: JobDir) -> Task:
     task.__maintaskdir__ = job.path
     task.__tags__ = dict(params.get("tags", {}))
     runtime.output_sink = _output_sink(job, task)
-    return task
+    return task, (params.get("code") or {}).get("digest")
 
 
 def _output_sink(job: JobDir, task: Task) -> Any:
@@ -156,8 +157,9 @@ def run_job(script: str | os.PathLike[str]) -> int:
     cancellation = Cancellation(job, started)
     cancellation.install()
     job_started(job.path)
+    code = None
     try:
-        task = _prepare(job)
+        task, code = _prepare(job)
         os.chdir(job.path)
         for init in task._etude.init_tasks:
             init.execute()
@@ -178,5 +180,8 @@ def run_job(script: str | os.PathLike[str]) -> int:
         return cancellation.finish()
     job_ended("completed")
     _flush()
-    write_json_atomic(job.done, {"started": started, "ended": time.time()})
+    done: dict[str, Any] = {"started": started, "ended": time.time()}
+    if code is not None:  # read back by the experiment that reuses the job: did its code change?
+        done["code"] = code
+    write_json_atomic(job.done, done)
     return 0

@@ -176,12 +176,15 @@ class Scheduler:
                 or any(d.state != DONE for d in job.dependencies)
                 or self._running.get(id(job.launcher), 0) + len(ready.get(id(job.launcher), ()))
                 >= job.launcher.max_jobs
+                or not job.launcher.reserve(job.id, job.requirements)  # e.g. GPUs all taken
             ):
                 waiting.append(job)
             else:
                 lock = self._claim(job)
                 if lock is not None:
                     ready.setdefault(id(job.launcher), []).append((job, lock))
+                else:
+                    job.launcher.release(job.id)
         self._pending = waiting
         for claimed in ready.values():  # jobs ready together go to their launcher together
             self._launch(claimed)

@@ -34,9 +34,17 @@ from ..config.serialize import dump
 from ..launchers import DirectLauncher, Launcher
 from ..launchers.finder import find_launcher, launchers_path
 from ..launchers.requirements import Requirements, as_requirements
-from ..workspace import Workspace, check_done, current_workspace, write_atomic, write_json_atomic
+from ..workspace import (
+    Workspace,
+    current_workspace,
+    read_done,
+    undo_done,
+    write_atomic,
+    write_json_atomic,
+)
 from ..workspace.layout import short_name
 from ..workspace.settings import find_workspace
+from .code_changes import CodeChangeReport, CodeFingerprints
 from .engine import Scheduler
 from .hooks import hooks_for
 from .index import IndexWriter, Reporters
@@ -111,7 +119,9 @@ class Experiment:
         self.progress = progress or Progress()
         self.index = IndexWriter(self.workspace, name, self.settings.store)
         self.scheduler = Scheduler(Reporters(self.progress, self.index))
-        self.plan = DryRunPlan()
+        self.fingerprints = CodeFingerprints()
+        self.code_report = CodeChangeReport()
+        self.plan = DryRunPlan(self.code_report)
         self._jobs: dict[str, Job] = {}
         self._tokens: list[Any] = []
         self._submit_lock = threading.RLock()
@@ -194,10 +204,16 @@ class Experiment:
         init_tasks: Iterable[LightweightTask],
         max_retries: int | None,
         requirements: str | Requirements | None = None,
+        rerun: bool | str = False,
     ) -> Any:
         """Register `task` as a job (see `Task.submit`); returns `task.task_outputs(dep)`."""
+        if not isinstance(rerun, bool) and rerun != "changed":
+            raise ValueError(
+                f"{type(task).__qualname__}.submit(rerun={rerun!r}): expected True (run it again "
+                "even if done), \"changed\" (only if its code changed) or False."
+            )
         with self._submit_lock:  # callbacks submit from their own thread
-            return self._submit(task, launcher, init_tasks, max_retries, requirements)
+            return self._submit(task, launcher, init_tasks, max_retries, requirements, rerun)
 
     def _submit(
         self,
@@ -206,6 +222,7 @@ class Experiment:
         init_tasks: Iterable[LightweightTask],
         max_retries: int | None,
         requirements: str | Requirements | None = None,
+        rerun: bool | str = False,
     ) -> Any:
         if task._etude.job is not None and task._etude.job.id in self._jobs:
             return task.task_outputs(_marker(task))
@@ -216,6 +233,7 @@ class Experiment:
             launcher = self._launcher_for(needs)
         job = self._make_job(task, launcher, tuple(init_tasks), max_retries)
         job.requirements = needs
+        job.rerun = rerun
         existing = self._jobs.get(job.id)
         if existing is not None:
             task._etude.job = existing
@@ -299,6 +317,7 @@ class Experiment:
         for hook in hooks_for({type(cfg) for _, cfg in nodes}):
             hook.process(job, job.launcher)
         job.config_params = dump(task, root_path=root)  # raises before anything is written
+        job.code = self.fingerprints.of(cfg for _, cfg in nodes)
         return job
 
     def _dependencies(self, task: Task, nodes: list[tuple[str, Config]]) -> list[Job]:
@@ -317,10 +336,13 @@ class Experiment:
         return list(found.values())
 
     def _register(self, job: Job) -> None:
-        if check_done(job.dir):
+        done = read_done(job.dir)
+        if done is not None and self._reuses(job, done):
             job.state = DONE
             job.reused = True
         else:
+            if done is not None:
+                undo_done(job.dir)  # submit(rerun=...): the marker goes to .etude/history/
             folder = job.dir
             folder.meta.mkdir(parents=True, exist_ok=True)
             write_json_atomic(folder.params, self._job_params(job))
@@ -331,6 +353,16 @@ class Experiment:
             record = {**_process_record(self.name), "submitted": job.submitted_at}
             write_json_atomic(folder.scheduled, record)
         self.scheduler.add(job)
+
+    def _reuses(self, job: Job, done: dict[str, Any]) -> bool:
+        """Whether a done job is reused rather than run again as `submit(rerun=...)` asks;
+        when it is reused although its code changed, the experiment says so (once per task)."""
+        changed = self.code_report.code_changed(job, done)
+        if job.rerun is True or (job.rerun == "changed" and changed):
+            return False
+        if changed:
+            self.code_report.reused(job)
+        return True
 
     def _job_params(self, job: Job) -> dict[str, Any]:
         return {
@@ -343,6 +375,7 @@ class Experiment:
             "requirements": str(job.requirements) if job.requirements else None,
             "max_retries": job.max_retries,
             "config": job.config_params,
+            "code": job.code,
         }
 
     def _write_record(self, *, running: bool) -> float | None:

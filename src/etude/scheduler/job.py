@@ -69,6 +69,8 @@ class Job:
         self.message: str | None = None
         self.experiment: str | None = None  # the experiment that submitted it here
         self.reused = False  # already done before this experiment
+        self.rerun: bool | str = False  # submit(rerun=...): True, "changed" or False
+        self.code: dict[str, Any] | None = None  # fingerprint of its code (see code_changes)
         self.elsewhere = False  # another process holds its lock
         self.process: LaunchedJob | None = None
         self.submitted_at = time.time()

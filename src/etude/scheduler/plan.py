@@ -6,7 +6,8 @@ import sys
 from dataclasses import dataclass
 from typing import IO
 
-from ..workspace import Workspace, check_done, is_locked, read_status
+from ..workspace import Workspace, is_locked, read_done, read_status
+from .code_changes import CodeChangeReport
 from .job import Job
 
 
@@ -20,15 +21,16 @@ class PlannedJob:
 class DryRunPlan:
     """Collects submitted jobs and what a real run would do with each."""
 
-    def __init__(self) -> None:
+    def __init__(self, code_report: CodeChangeReport) -> None:
+        self.code_report = code_report
         self.entries: list[PlannedJob] = []
         self._by_id: dict[str, PlannedJob] = {}
 
     def add(self, job: Job) -> PlannedJob:
         folder = job.dir
-        if check_done(folder, repair=False):
-            entry = PlannedJob(job, "reuse", "done before")
-            job.reused = True
+        done = read_done(folder, repair=False)
+        if done is not None:
+            entry = self._done(job, done)
         elif is_locked(folder.lock):
             entry = PlannedJob(job, "wait", "running in another process")
         elif folder.failed.exists():
@@ -46,6 +48,17 @@ class DryRunPlan:
         self.entries.append(entry)
         self._by_id[job.id] = entry
         return entry
+
+    def _done(self, job: Job, done: dict) -> PlannedJob:
+        """A done job: reused, or run again as `submit(rerun=...)` asks."""
+        changed = self.code_report.code_changed(job, done)
+        note = f"; its code changed since ({self.code_report.files(job)})" if changed else ""
+        if job.rerun is True:
+            return PlannedJob(job, "run", f"done before, forced (rerun=True){note}")
+        if job.rerun == "changed" and changed:
+            return PlannedJob(job, "run", f"done before, rerun=\"changed\"{note}")
+        job.reused = True
+        return PlannedJob(job, "reuse", f"done before{note}")
 
     def explain_new(self, workspace: Workspace, store_url: str | None) -> None:
         """For each new job, name the closest done job of its task and the values that differ

@@ -5,7 +5,7 @@ from .cache import cache
 from .layout import JobDir, Workspace, WorkspaceError, current_workspace, short_name
 from .locks import FileLock, is_locked
 from .partial import Partial, partial
-from .status import STATES, JobStatus, check_done, process_alive, read_status
+from .status import STATES, JobStatus, check_done, process_alive, read_done, read_status, undo_done
 
 __all__ = [
     "STATES",
@@ -22,9 +22,11 @@ __all__ = [
     "is_locked",
     "partial",
     "process_alive",
+    "read_done",
     "read_json",
     "read_status",
     "short_name",
+    "undo_done",
     "write_atomic",
     "write_json_atomic",
 ]

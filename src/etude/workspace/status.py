@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import time
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from .atomic import CorruptFileError, read_json
@@ -86,19 +89,41 @@ def check_done(job: JobDir, *, repair: bool = True) -> bool:
     An unreadable marker (truncated, garbage) is logged with its path and, with `repair`,
     moved aside to `.etude/history/`, so the job counts as not done and runs again.
     """
+    return read_done(job, repair=repair) is not None
+
+
+def undo_done(job: JobDir) -> Path | None:
+    """Make a done job not done, so that the next submission runs it again: its done marker
+    moves to `.etude/history/` (its outputs stay). Returns the marker's new path, or None when
+    the job was not done."""
+    stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    target = job.history / f"{stamp}-{job.done.name}"
+    job.history.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(job.done, target)
+    except FileNotFoundError:
+        return None
+    return target
+
+
+def read_done(job: JobDir, *, repair: bool = True) -> dict[str, Any] | None:
+    """The done marker of `job` (`started`, `ended`, `code`), or None when it is not done;
+    an unreadable marker is handled as `check_done` says."""
     try:
         with open(job.done, "rb") as marker:
-            if isinstance(json.loads(marker.read()), dict):
-                return True
+            value = json.loads(marker.read())
+            if isinstance(value, dict):
+                return value
     except FileNotFoundError:
-        return False
+        return None
     except (OSError, ValueError):
         pass  # reported below with the reading machinery's message
     problems: list[str] = []
-    if _read(job.done, problems) is not None:
-        return True
+    value = _read(job.done, problems)
+    if value is not None:
+        return dict(value)
     if not repair:
-        return False
+        return None
     import logging  # lazily: job processes never get here
 
     logging.getLogger("etude.workspace").warning(
@@ -109,7 +134,7 @@ def check_done(job: JobDir, *, repair: bool = True) -> bool:
         os.replace(job.done, job.history / f"corrupt-{os.getpid()}-done.json")
     except FileNotFoundError:
         pass  # another process moved it first
-    return False
+    return None
 
 
 def read_status(
