@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .run_actions import allowed
 from .source import Forbidden, NotFound, Source
 
 if TYPE_CHECKING:
@@ -195,6 +196,7 @@ def run_overview(source: Source, run: Run) -> dict[str, Any]:
     data = row_json(row)
     data["job"] = job_link(source, run)
     data["started"] = row.started
+    data["actions"] = allowed(row.state, row.kind)
     return data
 
 
