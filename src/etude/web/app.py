@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 from ..workspace import Workspace
 from .jsonout import error
 from .security import Guard
-from .source import Forbidden, NotFound, Source
+from .source import Conflict, Forbidden, NotFound, Source
 
 logger = logging.getLogger("etude.web")
 HERE = Path(__file__).parent
@@ -69,7 +69,7 @@ def _handle_errors(app: FastAPI) -> None:
                      hint=exc.hint)
 
     handled: list[tuple[type[Exception], int]] = [
-        (NotFound, 404), (Forbidden, 403), (RunStateError, 409), (ReportError, 400),
+        (NotFound, 404), (Forbidden, 403), (RunStateError, 409), (Conflict, 409), (ReportError, 400),
         (ValueError, 400), (KeyError, 404), (OSError, 500)]
     for kind, status in handled:
         def handler(request: Request, exc: Exception, status: int = status) -> Any:
