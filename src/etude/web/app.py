@@ -69,8 +69,8 @@ def _handle_errors(app: FastAPI) -> None:
                      hint=exc.hint)
 
     handled: list[tuple[type[Exception], int]] = [
-        (NotFound, 404), (Forbidden, 403), (RunStateError, 409), (Conflict, 409), (ReportError, 400),
-        (ValueError, 400), (KeyError, 404), (OSError, 500)]
+        (NotFound, 404), (Forbidden, 403), (RunStateError, 409), (Conflict, 409),
+        (ReportError, 400), (ValueError, 400), (KeyError, 404), (OSError, 500)]
     for kind, status in handled:
         def handler(request: Request, exc: Exception, status: int = status) -> Any:
             if status == 500:
