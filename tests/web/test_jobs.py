@@ -90,6 +90,10 @@ def test_the_dependency_graph_of_an_experiment(ws, tmp_path, store_env):
                                 (folder["Prepare"], folder["Report"]),
                                 (folder["Learn"], folder["Report"])])
         assert nodes["Learn"]["run"] and not graph["truncated"]
+        page = client.get("/experiments", params={"name": "pipeline"}).text
+        assert 'id="job-graph"' in page and "cytoscape.min.js" in page
+        assert f'class="retry" data-folder="{folder["Learn"]}" >Retry' in page
+        assert f'class="retry" data-folder="{folder["Prepare"]}" hidden' in page
         missing = client.get("/api/jobs/graph")
         assert missing.status_code == 400
 

@@ -153,6 +153,13 @@ def run_output(request: Request, ref: str, side: str, name: str) -> Any:
                         content_disposition_type="attachment")
 
 
+@router.get("/artifacts/{sha256}/producer")
+def artifact_producer(request: Request, sha256: str) -> Any:
+    """The run that first uploaded these bytes (an artifact or output model):
+    {"run", "name", "side"}."""
+    return run_data.artifact_producer(source_of(request), sha256)
+
+
 def _quote(text: str) -> str:
     from urllib.parse import quote
 
