@@ -52,7 +52,7 @@ document.addEventListener("DOMContentLoaded", async () => {
                   parallelAxisDefault: { nameLocation: "end", nameGap: 18, nameTextStyle: { fontSize: 11 } } },
       visualMap: scores.length ? {
         type: "continuous", dimension: last, min: Math.min(...scores), max: Math.max(...scores),
-        right: 10, top: "middle", calculable: true, text: ["high", "low"],
+        right: 10, top: "middle", calculable: true, precision: 4, text: ["high", "low"],
         inRange: { color: ["#2357c6", "#e0a030", "#b3261e"] },
       } : undefined,
       tooltip: { trigger: "item", formatter: (item) => item.name },
