@@ -416,3 +416,14 @@ def test_the_dependency_graph_is_drawn_and_a_failed_job_retried(own_server, page
     page.wait_for_function("() => document.querySelectorAll('#jobs button.retry:not([hidden])')"
                            ".length === 1", timeout=90_000)
     assert any("Retry the failed job" in message for message in seen)
+    page.wait_for_function("""() => document.getElementById('job-graph')._cyreg.cy
+        .nodes('[state = "error"]').length === 1""")  # the graph follows the live states
+
+    # A click on a node opens its job (the node's place on screen, from Cytoscape itself).
+    box = page.locator("#job-graph").bounding_box()
+    place = page.evaluate("""() => { const cy = document.getElementById('job-graph')._cyreg.cy;
+        const node = cy.nodes().filter((n) => n.data('label').startsWith('Prepare'))[0];
+        return [node.renderedPosition(), node.id()]; }""")
+    page.mouse.click(box["x"] + place[0]["x"], box["y"] + place[0]["y"])
+    page.wait_for_url(lambda url: "/job?folder=" in url)
+    assert page.inner_text("h1").startswith("live.Prepare")
