@@ -124,10 +124,10 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def shoot(tmp_path: Path) -> Callable[[Any, str], None]:
-    def take(page: Any, name: str) -> None:
+def shoot(tmp_path: Path) -> Callable[..., None]:
+    def take(page: Any, name: str, full_page: bool = True) -> None:
         path = tmp_path / f"{name}.png"
-        page.screenshot(path=str(path), full_page=True)
+        page.screenshot(path=str(path), full_page=full_page)
         target = os.environ.get("ETUDE_SCREENSHOTS")
         if target:
             Path(target).mkdir(parents=True, exist_ok=True)
@@ -335,7 +335,7 @@ def test_runs_are_enqueued_in_bulk_and_a_run_page_offers_its_actions(own_server,
     page.click("#run-actions button[data-action=enqueue]")
     page.wait_for_function(
         "() => document.getElementById('run-state').textContent === 'queued'")
-    shoot(page, "run-actions")
+    shoot(page, "run-actions", full_page=False)
     page.click("#run-actions button[data-action=dequeue]")
     page.wait_for_function(
         "() => document.getElementById('run-state').textContent === 'draft'")
