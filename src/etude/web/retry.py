@@ -9,7 +9,9 @@ whose output (the experiment's progress) goes to the job's `.etude/retry.log`; t
 writes its usual `NAME.out` / `NAME.err`. That process rebuilds the task from the job's
 `.etude/params.json` (`etude.tracking.job_clone.thaw`) and submits it in
 `experiment(WORKSPACE, EXPERIMENT)`: same configuration, same identifier and folder, and a
-failed job is run again by a new submit.
+failed job is run again by a new submit. The tasks of its configuration that were its
+dependencies are submitted first, so it waits for them again (done ones are reused, failed
+ones run again).
 """
 
 from __future__ import annotations
@@ -90,15 +92,69 @@ def main(argv: list[str]) -> int:
     workspace, folder, name = argv
     params = read_json(Path(workspace) / folder / ETUDE_DIR / "params.json")
     task = thaw(params["config"])
+    dependencies = set(params.get("dependencies") or ())
+    found = dependency_tasks(task, dependencies)
+    missing = _not_done(Path(workspace), dependencies - set(found))
+    if missing:
+        print(f"not retried: dependencies {', '.join(missing)} are not done and are not tasks "
+              "of its configuration (outputs of other tasks); rerun the experiment's script.",
+              flush=True)
+        return 1
     print(f"retrying {folder} in experiment {name} (pid {os.getpid()})", flush=True)
     try:
         with experiment(workspace, name):
-            task.submit()
+            submit_again(task, found)
     except ExperimentFailed as failed:
         print(f"the retry failed: {failed}", flush=True)
         return 1
     print("the retry is done", flush=True)
     return 0
+
+
+def dependency_tasks(task: Any, dependencies: set[str]) -> dict[str, Any]:
+    """{identifier: task} of the tasks in `task`'s configuration that were its dependencies
+    (their identifiers are in its params.json)."""
+    from ..config import Task, digest, walk
+
+    found: dict[str, Any] = {}
+    for _, child in walk(task, "task")[1:]:
+        if isinstance(child, Task):
+            key = digest(child).hex()
+            if key in dependencies:
+                found[key] = child
+    return found
+
+
+def submit_again(task: Any, dependencies: dict[str, Any]) -> None:
+    """Submit `task`'s dependencies (each after its own), then `task`, so the scheduler waits
+    for them as the first time: a done one is reused, a failed one runs again."""
+    from ..config import walk
+
+    wanted = {id(child) for child in dependencies.values()}
+    submitted: set[int] = set()
+
+    def visit(current: Any) -> None:
+        if id(current) in submitted:
+            return
+        submitted.add(id(current))
+        for _, child in walk(current, "task")[1:]:
+            if id(child) in wanted:
+                visit(child)
+        current.submit()
+
+    visit(task)
+
+
+def _not_done(workspace: Path, keys: set[str]) -> list[str]:
+    """The identifiers among `keys` whose job folder is not done."""
+    from ..workspace import JobDir, read_status
+
+    missing = []
+    for key in sorted(keys):
+        folders = list((workspace / "jobs").glob(f"*/{key}"))
+        if not folders or read_status(JobDir(folders[0], folders[0].parent.name)).state != "done":
+            missing.append(key[:12])
+    return missing
 
 
 if __name__ == "__main__":
