@@ -94,6 +94,11 @@ def test_the_dependency_graph_of_an_experiment(ws, tmp_path, store_env):
         assert 'id="job-graph"' in page and "cytoscape.min.js" in page
         assert f'class="retry" data-folder="{folder["Learn"]}" >Retry' in page
         assert f'class="retry" data-folder="{folder["Prepare"]}" hidden' in page
+        report = client.get("/api/job", params={"folder": folder["Report"]}).json()
+        assert sorted(d["folder"] for d in report["dependencies"]) == sorted(
+            [folder["Prepare"], folder["Learn"]])
+        page = client.get("/job", params={"folder": folder["Learn"]}).text
+        assert "Depends on" in page and f'{nodes["Prepare"]["id"][:12]}</a>' in page
         missing = client.get("/api/jobs/graph")
         assert missing.status_code == 400
 

@@ -78,8 +78,11 @@ async def stream_jobs(request: Request, experiment: str | None = None,
 
 @router.get("/job")
 def get_job(request: Request, folder: str) -> Any:
-    """One job by its folder (relative to the workspace): row, parameters, run, files."""
-    return job_data.job(source_of(request), folder)
+    """One job by its folder (relative to the workspace): row, parameters, run, files, and
+    the jobs it depends on (`dependencies`)."""
+    source = source_of(request)
+    return {**job_data.job(source, folder),
+            "dependencies": job_graph.depends_on(source, folder)}
 
 
 @router.get("/job/file")

@@ -70,3 +70,8 @@ def _jobs_by_id(source: Source, keys: list[str]) -> list[dict[str, Any]]:
     quoted = ", ".join(quote(key) for key in keys)
     return jobs(source, f'kind = "task" and id in ({quoted})', limit=len(keys))
 
+
+
+def depends_on(source: Source, folder: str) -> list[dict[str, Any]]:
+    """The jobs the job at `folder` depends on, as graph nodes (for the job's page)."""
+    return [_node(job) for job in _jobs_by_id(source, _dependencies(source, folder))]

@@ -180,7 +180,11 @@ def artifact_page(request: Request, sha256: str) -> RedirectResponse:
 
 @router.get("/job")
 def job_page(request: Request, folder: str) -> HTMLResponse:
-    return render(request, "job.html", job=job_data.job(source_of(request), folder))
+    from .job_graph import depends_on
+
+    source = source_of(request)
+    return render(request, "job.html", job=job_data.job(source, folder),
+                  dependencies=depends_on(source, folder))
 
 
 @router.get("/job/file")
