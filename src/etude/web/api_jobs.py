@@ -115,7 +115,8 @@ def retry_job(request: Request, body: RetryRequest) -> Any:
     """Submit a failed task job's configuration again, in its experiment, from a process of
     its own: {"started", "pid", "log", "message"}; 409 for an infra job or a job that has not
     failed."""
-    return retry.start(source_of(request), body.folder)
+    retries: retry.Retries = request.app.state.retries
+    return retries.start(source_of(request), body.folder)
 
 
 @router.get("/runs/{ref}/stream")

@@ -15,6 +15,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..workspace import Workspace
 from .jsonout import error
+from .retry import Retries
 from .security import Guard
 from .source import Conflict, Forbidden, NotFound, Source
 
@@ -41,6 +42,7 @@ def create_app(workspace: Workspace | str | Path, *, token: str | None = None,
     app = FastAPI(title="etude", docs_url=None, redoc_url=None,
                   openapi_url="/api/openapi.json", lifespan=lifespan)
     app.state.source = source
+    app.state.retries = Retries()
     app.include_router(api_runs.router)
     app.include_router(api_jobs.router)
     app.include_router(pages.router)

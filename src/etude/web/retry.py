@@ -23,22 +23,54 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ..workspace import read_json
+from ..workspace.layout import ETUDE_DIR
 from .source import Conflict, NotFound, Source
 
 LOG_NAME = "retry.log"
-_started: dict[str, subprocess.Popen[bytes]] = {}
-_lock = threading.Lock()
 
 
-def start(source: Source, folder: str) -> dict[str, Any]:
-    """Start the retry of the failed task job at `folder`: {"started", "pid", "log",
-    "message"}. Raises NotFound for an unknown folder, Conflict for an infra job, a job that
-    has not failed, one whose configuration is unreadable, or one already being retried."""
-    from ..workspace import read_json
-    from ..workspace.layout import ETUDE_DIR
+class Retries:
+    """The retry processes one server started (one app has one), so that a job is not
+    retried twice at once."""
+
+    def __init__(self) -> None:
+        self._started: dict[str, subprocess.Popen[bytes]] = {}
+        self._lock = threading.Lock()
+
+    def start(self, source: Source, folder: str) -> dict[str, Any]:
+        """Start the retry of the failed task job at `folder`: {"started", "pid", "log",
+        "message"}. Raises NotFound for an unknown folder, Conflict for an infra job, a job
+        that has not failed, one whose configuration is unreadable, or one already being
+        retried."""
+        path = source.job_folder(folder)
+        experiment = _check(source, folder, path)
+        log = path / ETUDE_DIR / LOG_NAME
+        with self._lock:
+            running = self._started.get(folder)
+            if running is not None and running.poll() is None:
+                raise Conflict(f"job {folder} is already being retried (process "
+                               f"{running.pid}).")
+            with open(log, "ab") as output:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "etude.web.retry", str(source.root), folder,
+                     experiment],
+                    cwd=source.root, stdin=subprocess.DEVNULL, stdout=output,
+                    stderr=subprocess.STDOUT, start_new_session=True)
+            self._started[folder] = process
+        # Reap it when it ends (no zombie), without holding a request.
+        threading.Thread(target=process.wait, daemon=True, name=f"retry {process.pid}").start()
+        source.invalidate()
+        return {"started": True, "pid": process.pid, "log": str(log.relative_to(source.root)),
+                "message": f"resubmitted in experiment {experiment}; progress in "
+                           f"{ETUDE_DIR}/{LOG_NAME}"}
+
+
+def _check(source: Source, folder: str, path: Path) -> str:
+    """The experiment to retry the job in, if it is a failed task job with a readable
+    configuration; else Conflict (NotFound when the index lost it)."""
     from .job_data import quote
 
-    path = source.job_folder(folder)
     rows = source.fresh().query_jobs(f"folder = {quote(folder)}", limit=1)
     if not rows:
         raise NotFound(f"no job folder {folder!r} in the index")
@@ -57,25 +89,7 @@ def start(source: Source, folder: str) -> dict[str, Any]:
     if not isinstance(params, dict) or "config" not in params:
         raise Conflict(f"job {folder}: no configuration in its params.json; it cannot be "
                        "retried.")
-    experiment = params.get("experiment") or row.experiment or "retry"
-    log = path / ETUDE_DIR / LOG_NAME
-    with _lock:
-        running = _started.get(folder)
-        if running is not None and running.poll() is None:
-            raise Conflict(f"job {folder} is already being retried (process {running.pid}).")
-        with open(log, "ab") as output:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "etude.web.retry", str(source.root), folder,
-                 experiment],
-                cwd=source.root, stdin=subprocess.DEVNULL, stdout=output,
-                stderr=subprocess.STDOUT, start_new_session=True)
-        _started[folder] = process
-    # Reap it when it ends (no zombie), without holding a request.
-    threading.Thread(target=process.wait, daemon=True, name=f"retry {process.pid}").start()
-    source.invalidate()
-    return {"started": True, "pid": process.pid, "log": str(log.relative_to(source.root)),
-            "message": f"resubmitted in experiment {experiment}; progress in "
-                       f"{ETUDE_DIR}/{LOG_NAME}"}
+    return str(params.get("experiment") or row.experiment or "retry")
 
 
 def main(argv: list[str]) -> int:
@@ -83,8 +97,6 @@ def main(argv: list[str]) -> int:
     from ..scheduler.entry import experiment
     from ..scheduler.experiment_context import ExperimentFailed
     from ..tracking.job_clone import thaw
-    from ..workspace import read_json
-    from ..workspace.layout import ETUDE_DIR
 
     if len(argv) != 3:
         print("usage: python -m etude.web.retry WORKSPACE FOLDER EXPERIMENT", file=sys.stderr)
