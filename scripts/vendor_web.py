@@ -38,6 +38,14 @@ LIBRARIES: dict[str, tuple[str, dict[str, str]]] = {
         "dist/css/tabulator.min.css": "tabulator.min.css",
         "LICENSE": "LICENSE",
     }),
+    # The jobs' dependency graph (experiments page); its own breadth-first layout.
+    "cytoscape": ("3.35.0", {"dist/cytoscape.min.js": "cytoscape.min.js", "LICENSE": "LICENSE"}),
+    # Parallel coordinates (compare page only): Apache-2.0, so its NOTICE comes too.
+    "echarts": ("6.1.0", {
+        "dist/echarts.min.js": "echarts.min.js",
+        "LICENSE": "LICENSE",
+        "NOTICE": "NOTICE",
+    }),
 }
 
 

@@ -270,3 +270,29 @@ def test_a_running_job_is_killed(ws, tmp_path, store_env):
     finally:
         process.terminate()
         process.wait(timeout=60)
+
+
+def test_an_artifact_links_to_the_run_that_produced_it(client, runs, ws):
+    record = Run.get(runs["run-1"], workspace=ws).artifacts["scores"]
+    found = client.get(f"/api/artifacts/{record.sha256}/producer").json()
+    assert found == {"run": runs["run-1"], "name": "scores", "side": "artifact"}
+    page = client.get(f"/runs/{runs['run-1']}")
+    assert f'href="/artifacts/{record.sha256}"' in page.text
+    redirect = client.get(f"/artifacts/{record.sha256}", follow_redirects=False)
+    assert redirect.status_code == 303
+    assert redirect.headers["location"] == f"/runs/{runs['run-1']}#outputs"
+    assert client.get(f"/api/artifacts/{'0' * 64}/producer").status_code == 404
+    assert client.get("/api/artifacts/nothex/producer").status_code == 404
+
+
+def test_a_clone_links_to_its_parent(client, runs, ws):
+    draft = Run.clone(runs["run-0"], workspace=ws)
+    page = client.get(f"/runs/{draft.id}").text
+    assert f'href="/runs/{runs["run-0"]}"' in page and "Cloned from" in page
+
+
+def test_the_compare_page_has_parallel_coordinates(client, runs):
+    ids = ",".join(runs[name] for name in ("run-0", "run-1", "run-2"))
+    page = client.get("/compare", params={"ids": ids}).text
+    assert 'id="parallel"' in page and "/static/vendor/echarts/echarts.min.js" in page
+    assert "echarts" not in client.get("/runs").text  # loaded on the compare page only

@@ -1,6 +1,8 @@
 """The UI in a real headless Chromium (Playwright driving Debian's chromium) against a real
 `etude ui` process: the runs table with the grammar and a metric sort, a run's chart drawn,
-compare, and a running run and a running job changing on screen without a reload.
+compare with its parallel coordinates, a running run and a running job changing on screen
+without a reload, bulk and per-run actions changing runs' states, and an experiment's
+dependency graph with a failed job retried.
 
 Each page's screenshot is kept under the test's tmp folder; with ETUDE_SCREENSHOTS=FOLDER
 they are copied there too (docs/images/ for the docs).
@@ -112,19 +114,20 @@ def page(browser: Any) -> Iterator[Any]:
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda error: errors.append(str(error)))
-    # A bad filter is answered 400 on purpose (the page shows it); anything else is an error.
-    tab.on("console", lambda m: errors.append(m.text)
-           if m.type == "error" and "status of 400" not in m.text else None)
+    # A bad filter is answered 400 and a refused state change 409 on purpose (the page shows
+    # them); anything else is an error.
+    tab.on("console", lambda m: errors.append(m.text) if m.type == "error" and not any(
+        f"status of {code}" in m.text for code in (400, 409)) else None)
     yield tab
     context.close()
     assert not errors, f"errors in the page: {errors}"
 
 
 @pytest.fixture
-def shoot(tmp_path: Path) -> Callable[[Any, str], None]:
-    def take(page: Any, name: str) -> None:
+def shoot(tmp_path: Path) -> Callable[..., None]:
+    def take(page: Any, name: str, full_page: bool = True) -> None:
         path = tmp_path / f"{name}.png"
-        page.screenshot(path=str(path), full_page=True)
+        page.screenshot(path=str(path), full_page=full_page)
         target = os.environ.get("ETUDE_SCREENSHOTS")
         if target:
             Path(target).mkdir(parents=True, exist_ok=True)
@@ -176,11 +179,13 @@ def test_runs_table_filters_with_the_grammar_and_sorts_by_a_metric(server, page,
 
 
 def _canvas_pixels(page: Any, selector: str) -> int:
-    """How many pixels of the first canvas under `selector` are drawn (not transparent)."""
+    """How many pixels of the canvases under `selector` are drawn (not transparent)."""
     return int(page.evaluate(
-        """sel => { const c = document.querySelector(sel + ' canvas');
-        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-        let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }""",
+        """sel => { let n = 0;
+        for (const c of document.querySelectorAll(sel + ' canvas')) {
+          const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+          for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; }
+        return n; }""",
         selector))
 
 
@@ -206,6 +211,9 @@ def test_compare_highlights_differences_and_overlays_scalars(server, recorded, p
     assert len(legend) == 4  # x and one series per run
     differs = page.locator("#compare-params tr.differs td:first-child").all_inner_texts()
     assert "General/lr" in differs and "General/epochs" in differs
+    page.wait_for_selector("#parallel[data-state='drawn']")
+    assert page.get_attribute("#parallel", "data-axes") == "3"  # lr, epochs, the metric
+    assert _canvas_pixels(page, "#parallel") > 500
     shoot(page, "compare")
 
 
@@ -276,3 +284,146 @@ def test_a_running_job_changes_state_on_screen(server, recorded, page, shoot, tm
     finally:
         flag.touch()
         process.wait(timeout=60)
+
+
+def _answer_dialogs(page: Any, text: str = "default") -> list[str]:
+    """Accept every confirm and answer every prompt with `text`; returns their messages."""
+    seen: list[str] = []
+
+    def answer(dialog: Any) -> None:
+        seen.append(dialog.message)
+        dialog.accept(text) if dialog.type == "prompt" else dialog.accept()
+
+    page.on("dialog", answer)
+    return seen
+
+
+@pytest.fixture
+def own_server(tmp_path: Path, session_env: dict[str, str]) -> Iterator[tuple[UiServer, Path]]:
+    """A workspace and an `etude ui` of this test's own (its runs change state)."""
+    from etude.tracking.query import close_indexes
+
+    ws = tmp_path / "ws"
+    record_runs(ws, spike_at=50, points=100)
+    close_indexes()
+    ui = UiServer(ws, session_env)
+    yield ui, ws
+    ui.stop()
+
+
+def _row_states(page: Any) -> list[str]:
+    return page.locator("#runs-table .tabulator-row .tabulator-cell[tabulator-field=state]") \
+        .all_inner_texts()
+
+
+def test_runs_are_enqueued_in_bulk_and_a_run_page_offers_its_actions(own_server, page, shoot):
+    from etude.tracking import Run
+    from etude.tracking.query import close_indexes
+
+    server, ws = own_server
+    source = Run.get(project="vision/mnist", name="run-0", workspace=ws)
+    close_indexes()
+    seen = _answer_dialogs(page)
+
+    page.goto(f"{server.url}runs/{source.id}")
+    buttons = page.locator("#run-actions button").all_inner_texts()
+    assert buttons == ["Clone", "Reset", "Publish"]
+    page.click("#run-actions button[data-action=clone]")
+    page.wait_for_url(lambda url: source.id not in url)
+    page.wait_for_selector("#run-actions button[data-action=enqueue]")
+    assert page.inner_text("#run-state") == "draft" and "Cloned from" in page.content()
+    page.click("#run-actions button[data-action=enqueue]")
+    page.wait_for_function(
+        "() => document.getElementById('run-state').textContent === 'queued'")
+    shoot(page, "run-actions", full_page=False)
+    page.click("#run-actions button[data-action=dequeue]")
+    page.wait_for_function(
+        "() => document.getElementById('run-state').textContent === 'draft'")
+    assert any("Clone this run" in message for message in seen)
+
+    page.goto(f"{server.url}runs?where=state%20%3D%20draft")
+    page.wait_for_selector("#runs-table .tabulator-row")
+    assert _row_states(page) == ["draft"]
+    page.click("#runs-table .tabulator-row .tabulator-cell:first-child input")
+    loaded = page.get_attribute("#runs-table", "data-loaded")
+    page.click("#enqueue-selected")
+    _wait_loaded(page, loaded)
+    page.wait_for_function(
+        "() => document.getElementById('bulk-status').textContent.includes('1 run(s) changed')")
+    page.fill("#where", "")
+    page.press("#where", "Enter")
+    page.wait_for_function("() => document.querySelectorAll('#runs-table .tabulator-row')"
+                           ".length === 4")
+    assert sorted(_row_states(page)) == ["completed", "completed", "completed", "queued"]
+
+    page.click("#runs-table .tabulator-row .tabulator-cell:first-child input >> nth=0")
+    page.click("#enqueue-selected")
+    page.wait_for_selector("#bulk-status.error")
+    assert "cannot be enqueued" in page.inner_text("#bulk-status")
+    shoot(page, "runs-bulk")
+
+
+PIPELINE = """
+import sys
+from pathlib import Path
+from etude import Param, Task, experiment
+
+class Prepare(Task):
+    size: Param[int]
+
+    def execute(self):
+        print("prepared", self.size)
+
+class Learn(Task):
+    data: Param[Prepare]
+    marker: Param[str]
+
+    def execute(self):
+        if not Path(self.marker).exists():
+            raise RuntimeError(f"no marker file {self.marker}")
+        print("learned on", self.data.size)
+
+if __name__ == "__main__":
+    with experiment(sys.argv[1], "pipeline"):
+        data = Prepare.C(size=3).submit()
+        for seed in range(3):
+            Learn.C(data=data, marker=sys.argv[2] + str(seed)).submit()
+"""
+
+
+def test_the_dependency_graph_is_drawn_and_a_failed_job_retried(own_server, page, shoot,
+                                                               tmp_path, session_env):
+    server, ws = own_server
+    marker = tmp_path / "marker"
+    (tmp_path / "marker1").touch()
+    _script(tmp_path, PIPELINE, str(ws), str(marker), env=session_env).wait(timeout=120)
+    seen = _answer_dialogs(page)
+    page.goto(f"{server.url}experiments?name=pipeline")
+    page.wait_for_selector("#job-graph[data-state='drawn']")
+    assert page.get_attribute("#job-graph", "data-nodes") == "4"
+    assert page.get_attribute("#job-graph", "data-edges") == "3"
+    page.wait_for_function("() => document.getElementById('live-status').dataset.updates")
+    assert _canvas_pixels(page, "#job-graph") > 500
+    shoot(page, "job-graph")
+
+    retry = "#jobs button.retry:visible"
+    assert page.locator(retry).count() == 2  # two Learn jobs failed
+    (tmp_path / "marker0").touch()
+    (tmp_path / "marker2").touch()
+    page.locator(retry).first.click()
+    page.wait_for_function(
+        "() => document.getElementById('live-status').textContent.includes('resubmitted')")
+    page.wait_for_function("() => document.querySelectorAll('#jobs button.retry:not([hidden])')"
+                           ".length === 1", timeout=90_000)
+    assert any("Retry the failed job" in message for message in seen)
+    page.wait_for_function("""() => document.getElementById('job-graph')._cyreg.cy
+        .nodes('[state = "error"]').length === 1""")  # the graph follows the live states
+
+    # A click on a node opens its job (the node's place on screen, from Cytoscape itself).
+    box = page.locator("#job-graph").bounding_box()
+    place = page.evaluate("""() => { const cy = document.getElementById('job-graph')._cyreg.cy;
+        const node = cy.nodes().filter((n) => n.data('label').startsWith('Prepare'))[0];
+        return [node.renderedPosition(), node.id()]; }""")
+    page.mouse.click(box["x"] + place[0]["x"], box["y"] + place[0]["y"])
+    page.wait_for_url(lambda url: "/job?folder=" in url)
+    assert page.inner_text("h1").startswith("live.Prepare")

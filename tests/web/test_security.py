@@ -73,6 +73,19 @@ def test_a_change_needs_the_change_header(client, runs):
     assert client.get("/api/runs", params={"where": "tags has x"}).json()["total"] == 0
 
 
+@pytest.mark.parametrize(("path", "body"), [
+    pytest.param("/api/runs/{id}/action", {"action": "clone"}, id="action"),
+    pytest.param("/api/runs/bulk", {"ids": ["{id}"], "action": "abort"}, id="bulk-action"),
+    pytest.param("/api/job/retry", {"folder": "jobs/x/y"}, id="retry"),
+])
+def test_state_changes_need_the_change_header(client, runs, path, body):
+    run_id = runs["run-0"]
+    body = {k: ([run_id] if v == ["{id}"] else v) for k, v in body.items()}
+    reply = client.post(path.replace("{id}", run_id), json=body)
+    assert reply.status_code == 403 and "X-Etude" in reply.json()["error"]
+    assert client.get("/api/runs").json()["total"] == 3  # no clone was made
+
+
 @pytest.mark.parametrize("path", ["/runs", "/experiments", "/api/runs",
                                   "/static/etude.css", "/nowhere"])
 def test_every_response_forbids_inline_scripts(client, path):

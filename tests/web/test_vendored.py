@@ -14,5 +14,5 @@ def test_vendored_files_match_their_pinned_releases():
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "vendor_web.py"), "--check"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    for library in ("htmx.org", "uplot", "tabulator-tables"):
+    for library in ("htmx.org", "uplot", "tabulator-tables", "cytoscape", "echarts"):
         assert (ROOT / "src/etude/web/static/vendor" / library / "LICENSE").is_file()

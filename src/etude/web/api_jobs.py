@@ -1,5 +1,6 @@
 """`/api/experiments...` and `/api/jobs...`: experiments, their jobs with live states
-(server-sent events), a job's folder files, and stopping a job."""
+(server-sent events) and dependency graph, a job's folder files, and stopping or retrying a
+job."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, StreamingResponse
 
-from . import job_data
+from . import job_data, job_graph, retry
 from .api_runs import source_of
 from .jsonout import JSONOut, finite
 
@@ -35,6 +36,14 @@ def list_jobs(request: Request, experiment: str | None = None, state: str | None
     the grammar `where`), each with its run id."""
     filters = job_data.job_where(experiment, state, task, tag, where)
     return job_data.jobs(source_of(request), filters, sort, max(1, min(limit, 20000)))
+
+
+@router.get("/jobs/graph")
+def jobs_graph(request: Request, experiment: str) -> Any:
+    """The dependency graph of `experiment`'s jobs: {"nodes": [{"folder", "id", "task",
+    "state", "reason", "run", "outside"}], "edges": [{"source", "target"}], "truncated"};
+    an edge goes from a job to one that has it in its configuration."""
+    return job_graph.graph(source_of(request), experiment)
 
 
 @router.get("/jobs/stream")
@@ -69,8 +78,11 @@ async def stream_jobs(request: Request, experiment: str | None = None,
 
 @router.get("/job")
 def get_job(request: Request, folder: str) -> Any:
-    """One job by its folder (relative to the workspace): row, parameters, run, files."""
-    return job_data.job(source_of(request), folder)
+    """One job by its folder (relative to the workspace): row, parameters, run, files, and
+    the jobs it depends on (`dependencies`)."""
+    source = source_of(request)
+    return {**job_data.job(source, folder),
+            "dependencies": job_graph.depends_on(source, folder)}
 
 
 @router.get("/job/file")
@@ -92,6 +104,19 @@ class KillRequest(BaseModel):
 def kill_job(request: Request, kill: KillRequest) -> Any:
     """Stop a running job, {"folder": ...} (SIGTERM to its process group, or scancel)."""
     return job_data.kill(source_of(request), kill.folder)
+
+
+class RetryRequest(BaseModel):
+    folder: str
+
+
+@router.post("/job/retry")
+def retry_job(request: Request, body: RetryRequest) -> Any:
+    """Submit a failed task job's configuration again, in its experiment, from a process of
+    its own: {"started", "pid", "log", "message"}; 409 for an infra job or a job that has not
+    failed."""
+    retries: retry.Retries = request.app.state.retries
+    return retries.start(source_of(request), body.folder)
 
 
 @router.get("/runs/{ref}/stream")

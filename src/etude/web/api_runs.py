@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 from starlette.responses import FileResponse, Response
 
-from . import run_data
+from . import run_actions, run_data
 from .jsonout import JSONOut
 from .scalars import chart_series
 from .source import NotFound, Source
@@ -40,6 +40,13 @@ class PropertiesEdit(BaseModel):
 class BulkEdit(TagEdit):
     ids: list[str]
     archive: bool | None = None
+    action: str | None = None  # "enqueue" or "abort"
+    queue: str = "default"
+
+
+class RunAction(BaseModel):
+    action: str
+    queue: str = "default"
 
 
 Strings = Annotated[list[str], Query()]
@@ -146,6 +153,13 @@ def run_output(request: Request, ref: str, side: str, name: str) -> Any:
                         content_disposition_type="attachment")
 
 
+@router.get("/artifacts/{sha256}/producer")
+def artifact_producer(request: Request, sha256: str) -> Any:
+    """The run that first uploaded these bytes (an artifact or output model):
+    {"run", "name", "side"}."""
+    return run_data.artifact_producer(source_of(request), sha256)
+
+
 def _quote(text: str) -> str:
     from urllib.parse import quote
 
@@ -212,8 +226,24 @@ def edit_properties(request: Request, ref: str, edit: PropertiesEdit) -> Any:
 
 @router.post("/runs/bulk")
 def bulk_edit(request: Request, edit: BulkEdit) -> Any:
-    """Tag, untag, archive or unarchive several runs: {"ids", "add", "remove", "archive"}."""
+    """Tag, untag, archive or unarchive several runs: {"ids", "add", "remove", "archive"};
+    or enqueue them on `queue` or abort them: {"ids", "action", "queue"}. Runs whose state
+    refuses the action are listed in `errors` (status 409), the others are changed."""
+    if edit.action is not None:
+        done = run_actions.act_on_many(source_of(request), edit.ids, edit.action, edit.queue)
+        if done["errors"]:
+            text = "; ".join(e["error"] for e in done["errors"])
+            return JSONOut({"error": text, **done}, status_code=409)
+        return done
     return _edit(request, edit.ids, add=edit.add, remove=edit.remove, archive=edit.archive)
+
+
+@router.post("/runs/{ref}/action")
+def run_action(request: Request, ref: str, action: RunAction) -> Any:
+    """Change the run's state: {"action": clone|enqueue|dequeue|abort|reset|publish,
+    "queue": "default"}; answers {"id", "state", "actions"} (and "clone", the new draft's
+    id), or 409 with the reason the run's state refuses."""
+    return run_actions.act(source_of(request), ref, action.action, action.queue)
 
 
 def _edit(request: Request, refs: list[str], *, add: list[str], remove: list[str],

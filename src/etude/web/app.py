@@ -15,8 +15,9 @@ from starlette.staticfiles import StaticFiles
 
 from ..workspace import Workspace
 from .jsonout import error
+from .retry import Retries
 from .security import Guard
-from .source import Forbidden, NotFound, Source
+from .source import Conflict, Forbidden, NotFound, Source
 
 logger = logging.getLogger("etude.web")
 HERE = Path(__file__).parent
@@ -41,6 +42,7 @@ def create_app(workspace: Workspace | str | Path, *, token: str | None = None,
     app = FastAPI(title="etude", docs_url=None, redoc_url=None,
                   openapi_url="/api/openapi.json", lifespan=lifespan)
     app.state.source = source
+    app.state.retries = Retries()
     app.include_router(api_runs.router)
     app.include_router(api_jobs.router)
     app.include_router(pages.router)
@@ -69,8 +71,8 @@ def _handle_errors(app: FastAPI) -> None:
                      hint=exc.hint)
 
     handled: list[tuple[type[Exception], int]] = [
-        (NotFound, 404), (Forbidden, 403), (RunStateError, 409), (ReportError, 400),
-        (ValueError, 400), (KeyError, 404), (OSError, 500)]
+        (NotFound, 404), (Forbidden, 403), (RunStateError, 409), (Conflict, 409),
+        (ReportError, 400), (ValueError, 400), (KeyError, 404), (OSError, 500)]
     for kind, status in handled:
         def handler(request: Request, exc: Exception, status: int = status) -> Any:
             if status == 500:

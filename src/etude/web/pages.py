@@ -171,9 +171,20 @@ def run_environment_panel(request: Request, ref: str) -> HTMLResponse:
                   errors=errors)
 
 
+@router.get("/artifacts/{sha256}")
+def artifact_page(request: Request, sha256: str) -> RedirectResponse:
+    """The page of the run that produced an artifact or model (stored by content)."""
+    found = run_data.artifact_producer(source_of(request), sha256)
+    return RedirectResponse(f"/runs/{found['run']}#outputs", status_code=303)
+
+
 @router.get("/job")
 def job_page(request: Request, folder: str) -> HTMLResponse:
-    return render(request, "job.html", job=job_data.job(source_of(request), folder))
+    from .job_graph import depends_on
+
+    source = source_of(request)
+    return render(request, "job.html", job=job_data.job(source, folder),
+                  dependencies=depends_on(source, folder))
 
 
 @router.get("/job/file")

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .run_actions import allowed
 from .source import Forbidden, NotFound, Source
 
 if TYPE_CHECKING:
@@ -195,6 +196,7 @@ def run_overview(source: Source, run: Run) -> dict[str, Any]:
     data = row_json(row)
     data["job"] = job_link(source, run)
     data["started"] = row.started
+    data["actions"] = allowed(row.state, row.kind)
     return data
 
 
@@ -228,7 +230,8 @@ def outputs(run: Run) -> dict[str, Any]:
 
 def run_detail(source: Source, run: Run) -> dict[str, Any]:
     values, errors = sections({
-        "run": lambda: run_overview(source, run),
+        "run": lambda: {**run_overview(source, run),
+                        "executed_job": run._read_meta().get("executed_job")},
         "status": lambda: {"reason": run.reason, "message": run.message,
                            "traceback": run.traceback, "started": run.started,
                            "ended": run.ended},
@@ -341,3 +344,42 @@ def artifact_download(source: Source, run: Run, record: dict[str, Any]
                 raise Forbidden(f"artifact {name!r}: bad path {inner!r} in its manifest")
             archive.write(source.inside(blobs.path(str(entry.get("sha256")))), inner)
     return buffer.getvalue(), f"{name}.zip"
+
+
+# -- links ----------------------------------------------------------------------------------------
+MAX_PRODUCER_SCAN = 20_000
+_SHA256 = frozenset("0123456789abcdef")
+
+
+def artifact_producer(source: Source, sha256: str) -> dict[str, Any]:
+    """The run that first uploaded the bytes `sha256` (as an artifact or an output model):
+    {"run", "name", "side"}. Artifacts are stored once by content, so a clone's input model
+    or a re-uploaded file leads to the run that made it. Reads the run.json of the runs that
+    have outputs, oldest first (at most MAX_PRODUCER_SCAN); raises NotFound."""
+    import sqlalchemy as sa
+
+    from ..store.run_query import ROW_COLUMNS, RunRow
+    from ..store.schema import runs
+    from ..tracking import Run
+    from ..tracking.query import run_from_row
+
+    if len(sha256) != 64 or not set(sha256) <= _SHA256:
+        raise NotFound(f"{sha256!r} is not a SHA-256 (64 hexadecimal digits)")
+    ws = source.workspace_pk
+    query = (sa.select(*[runs.c[name] for name in ROW_COLUMNS])
+             .where(runs.c.workspace_pk == ws, runs.c.outputs > 0)
+             .order_by(runs.c.created, runs.c.pk).limit(MAX_PRODUCER_SCAN))
+    rows = source.read(lambda connection: [RunRow(row) for row in connection.execute(query)])
+    for row in rows:
+        try:
+            meta = run_from_row(Run, source.root, row)._read_meta()
+        except (OSError, ValueError) as error:
+            logger.warning("run %s: outputs not read: %s", row.id, error)
+            continue
+        sides = (("artifact", meta.get("artifacts", {})),
+                 ("output", meta.get("models", {}).get("output", {})))
+        for side, records in sides:
+            for name, record in records.items():
+                if isinstance(record, dict) and record.get("sha256") == sha256:
+                    return {"run": row.id, "name": name, "side": side}
+    raise NotFound(f"no run of {source.root} uploaded an artifact or model {sha256[:12]}…")

@@ -39,6 +39,10 @@ class Forbidden(PermissionError):
     """The request names a file outside what the UI serves (the workspace)."""
 
 
+class Conflict(RuntimeError):
+    """The change asked for is not possible in the present state; the message says why."""
+
+
 class Source:
     """The index and the folders of one workspace, as the UI reads them."""
 

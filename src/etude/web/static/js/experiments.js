@@ -1,5 +1,6 @@
 // Experiments page: the jobs' states change live (server-sent events from
-// /api/jobs/stream), and running jobs can be killed (after a confirmation).
+// /api/jobs/stream), running jobs can be killed and failed task jobs retried (after a
+// confirmation). Each change is passed on as an `etude:job-states` event (the graph listens).
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -22,7 +23,10 @@ document.addEventListener("DOMContentLoaded", () => {
       badge.className = `state state-${state}`;
       row.querySelector(".job-reason").textContent = reason || "";
       row.querySelector("button.kill").hidden = state !== "running";
+      const retry = row.querySelector("button.retry");
+      if (retry) retry.hidden = state !== "error";
     }
+    document.dispatchEvent(new CustomEvent("etude:job-states", { detail: jobs }));
     return unknown;
   }
 
@@ -40,6 +44,8 @@ document.addEventListener("DOMContentLoaded", () => {
   source.onerror = () => { status.textContent = "disconnected; retrying…"; };
 
   table.addEventListener("click", async (event) => {
+    const retry = event.target.closest("button.retry");
+    if (retry) { retryJob(retry); return; }
     const button = event.target.closest("button.kill");
     if (!button) return;
     const folder = button.dataset.folder;
@@ -54,4 +60,18 @@ document.addEventListener("DOMContentLoaded", () => {
       button.disabled = false;
     }
   });
+
+  async function retryJob(button) {
+    const folder = button.dataset.folder;
+    if (!window.confirm(`Retry the failed job in ${folder}? Its configuration is submitted again in its experiment.`)) return;
+    button.disabled = true;
+    try {
+      const result = await etude.api("/api/job/retry", { method: "POST", body: { folder } });
+      status.textContent = result.message;
+    } catch (error) {
+      status.textContent = `retry refused: ${error.message}`;
+    } finally {
+      button.disabled = false;
+    }
+  }
 });

@@ -1,6 +1,6 @@
 // Run page: the console (its tail, then live while the run runs, through server-sent
-// events), the state badge kept current, console search, and editing tags and user
-// properties.
+// events), the state badge kept current, console search, editing tags and user
+// properties, and the actions the run's state allows (after a confirmation).
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -130,6 +130,43 @@ document.addEventListener("DOMContentLoaded", () => {
         propertyForm.reset();
       } catch (error) {
         window.alert(`Could not set the property: ${error.message}`);
+      }
+    });
+  }
+  // -- actions: clone, enqueue, dequeue, abort, reset, publish ------------------------------
+  const QUESTIONS = {
+    clone: "Clone this run into a new draft (its inputs, none of its outputs)?",
+    dequeue: "Take this run off its queue (back to draft)?",
+    abort: "Abort this run? Its process gets SIGTERM.",
+    reset: "Reset this run to a draft? Its outputs (scalars, console, plots, artifacts, output models) are deleted.",
+    publish: "Publish this run? It becomes read-only for good.",
+  };
+  const actions = document.getElementById("run-actions");
+  if (actions) {
+    const actionStatus = document.getElementById("action-status");
+    actions.addEventListener("click", async (event) => {
+      const button = event.target.closest("button[data-action]");
+      if (!button) return;
+      const action = button.dataset.action;
+      const body = { action };
+      if (action === "enqueue") {
+        const queue = window.prompt("Enqueue this run on which queue?", "default");
+        if (!queue) return;
+        body.queue = queue.trim();
+      } else if (!window.confirm(QUESTIONS[action])) {
+        return;
+      }
+      button.disabled = true;
+      actionStatus.className = "muted";
+      actionStatus.textContent = `${action}…`;
+      try {
+        const result = await etude.api(`/api/runs/${id}/action`, { method: "POST", body });
+        if (result.clone) window.location.href = `/runs/${encodeURIComponent(result.clone)}`;
+        else window.location.reload();
+      } catch (error) {
+        actionStatus.className = "error";
+        actionStatus.textContent = error.message;
+        button.disabled = false;
       }
     });
   }

@@ -1,6 +1,6 @@
 // Runs table: Tabulator with remote paging and sorting over /api/runs, the filter grammar
 // in the search box (errors shown under it with a caret at the column), chosen columns,
-// the project tree, and bulk actions (compare, tag, archive). The state of the page (filter,
+// the project tree, and bulk actions (compare, tag, archive, enqueue, abort). The state of the page (filter,
 // project, sort, columns) is kept in the URL, so a view can be bookmarked or shared.
 "use strict";
 
@@ -121,6 +121,8 @@ document.addEventListener("DOMContentLoaded", () => {
       document.getElementById("compare-selected").disabled = data.length < 2 || data.length > 20;
       document.getElementById("tag-selected").disabled = data.length === 0;
       document.getElementById("archive-selected").disabled = data.length === 0;
+      document.getElementById("enqueue-selected").disabled = data.length === 0;
+      document.getElementById("abort-selected").disabled = data.length === 0;
     });
     table.on("dataProcessed", () => { document.getElementById("runs-table").dataset.loaded = String(Date.now()); });
   }
@@ -165,5 +167,30 @@ document.addEventListener("DOMContentLoaded", () => {
     if (!window.confirm(`Archive ${ids.length} run(s)? They are hidden unless "archived" is ticked.`)) return;
     try { await etude.api("/api/runs/bulk", { method: "POST", body: { ids, archive: !archived.checked } }); reload(); }
     catch (error) { window.alert(`Could not archive: ${error.message}`); }
+  });
+  // Enqueue and abort go through the runs' state table: a run whose state refuses is
+  // reported under the toolbar with the reason; the others are changed.
+  const bulkStatus = document.getElementById("bulk-status");
+  async function bulkAction(body) {
+    bulkStatus.className = "muted";
+    bulkStatus.textContent = `${body.action}…`;
+    try {
+      const result = await etude.api("/api/runs/bulk", { method: "POST", body });
+      bulkStatus.textContent = `${body.action}: ${result.changed.length} run(s) changed`;
+    } catch (error) {
+      const changed = (error.data && error.data.changed) || [];
+      bulkStatus.className = "error";
+      bulkStatus.textContent = `${body.action}: ${changed.length} run(s) changed; ${error.message}`;
+    }
+    reload();
+  }
+  document.getElementById("enqueue-selected").addEventListener("click", () => {
+    const ids = selectedIds();
+    const queue = window.prompt(`Enqueue ${ids.length} run(s) on which queue?`, "default");
+    if (queue) bulkAction({ ids, action: "enqueue", queue: queue.trim() });
+  });
+  document.getElementById("abort-selected").addEventListener("click", () => {
+    const ids = selectedIds();
+    if (window.confirm(`Abort ${ids.length} run(s)? Their processes get SIGTERM.`)) bulkAction({ ids, action: "abort" });
   });
 });
