@@ -271,6 +271,7 @@ class Experiment:
         root = short_name(tname)
         nodes = walk(task, root)
         check_required(nodes)
+        _check_submitted(task, nodes)
         try:
             job_id = digest(task).hex()
         except SerializationError:
@@ -394,6 +395,24 @@ def _marker(task: Task) -> Any:
         return value
 
     return dep
+
+
+def _check_submitted(task: Task, nodes: list[tuple[str, Config]]) -> None:
+    """Raise `ConfigError` for a task among `task`'s values that was never submitted.
+
+    Such a task would never run, and its generated paths would point inside `task`'s folder;
+    it is not submitted implicitly, so that its launcher, requirements and retries stay the
+    user's choice.
+    """
+    for path, cfg in nodes[1:]:
+        if isinstance(cfg, Task) and cfg._etude.job is None and cfg._etude.dep_task is None:
+            name = type(cfg).__qualname__
+            raise ConfigError(
+                f"{path}: this {name} task was never submitted, so it would not run and the "
+                f"paths it generates would point inside {type(task).__qualname__}'s folder. "
+                f"Submit it first and pass what submit() returns: `x = {name}.C(...).submit()`, "
+                f"then give `x` as {path}."
+            )
 
 
 def _generate_paths(cfg: Config, jobpath: Path) -> None:
