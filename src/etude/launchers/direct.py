@@ -11,6 +11,7 @@ from typing import Any
 
 from ..config.runtime import DEADLINE_ENV, KILL_GRACE_ENV
 from .base import LaunchedJob, Launcher, LaunchRequest
+from .oom import OomWatch, oom_outcome
 
 
 class LocalJob:
@@ -26,6 +27,7 @@ class LocalJob:
         self.time_limit = time_limit
         self.grace = grace
         self.timed_out = False
+        self.oom = OomWatch(self.pid)
 
     def wait(self) -> int:
         if self.time_limit is None:
@@ -46,6 +48,10 @@ class LocalJob:
 
     def terminate(self) -> None:
         self._signal(signal.SIGTERM)
+
+    def outcome(self) -> dict[str, Any] | None:
+        """How the job ended when the job could not say it: a likely OOM kill, else None."""
+        return oom_outcome(self.oom, self.popen.returncode)
 
     def _signal(self, signum: int) -> None:
         try:
