@@ -268,14 +268,16 @@ class Experiment:
         if not state.sealed:
             state.init_tasks = init_tasks
         tname = type_name(type(task))
-        root = short_name(tname)
-        nodes = walk(task, root)
+        # Errors name a value by its class, then its field path (`Train.model.hidden`), as
+        # `.C()` does for the value it is given.
+        shown = type(task).__qualname__
+        nodes = walk(task, shown)
         check_required(nodes)
         _check_submitted(task, nodes)
         try:
             job_id = digest(task).hex()
         except SerializationError:
-            dump(task, root_path=root)  # raises the same problem with the parameter's path
+            dump(task, root_path=shown)  # raises the same problem with the parameter's path
             raise
         folder = self.workspace.job_dir(tname, job_id)
         for _, cfg in nodes:
@@ -291,15 +293,19 @@ class Experiment:
         job.environ.update(self.settings.env)
         job.experiment = self.name
         job.tags = collect_tags(nodes)
-        job.configs = dict(nodes)
-        job.config_paths = {id(cfg): path for path, cfg in nodes}
+        # The job process names configurations in its output events from its own root
+        # (`NAME`, as in `runner.job`), and job folders keep those events: the same here.
+        root = short_name(tname)
+        kept = [(root + path[len(shown) :], cfg) for path, cfg in nodes]
+        job.configs = dict(kept)
+        job.config_paths = {id(cfg): path for path, cfg in kept}
         job.output_marker = _marker(task)
         for owner, method, callback in state.watchers or ():
             job.add_output_watcher(owner, method, callback)
         job.dependencies = self._dependencies(task, nodes)
         for hook in hooks_for({type(cfg) for _, cfg in nodes}):
             hook.process(job, job.launcher)
-        job.config_params = dump(task, root_path=root)  # raises before anything is written
+        job.config_params = dump(task, root_path=shown)  # raises before anything is written
         return job
 
     def _dependencies(self, task: Task, nodes: list[tuple[str, Config]]) -> list[Job]:
