@@ -278,7 +278,7 @@ def test_class_a_job_cannot_load_is_refused_at_submit(tmp_path, argv, stdin, whe
     assert f"InfraConfigError: Square is defined in {where}" in result.stderr, result.stderr
     assert "into a module file" in result.stderr and "cluster=None" in result.stderr
     made = [path.name for path in (tmp_path / "cache").rglob("*")]
-    assert not {"job.pkl", "job.out", "failed.json", "process.json"} & set(made), made
+    assert not {".etude", "job.pkl", "job.out", "failed.json"} & set(made), made
 
 
 def test_a_refused_slurm_submission_is_not_kept_and_is_tried_again(tmp_path, monkeypatch):
