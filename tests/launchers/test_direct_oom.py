@@ -118,3 +118,52 @@ def test_job_killed_by_the_oom_killer_says_memory_is_the_cause(
     assert "out-of-memory killer" in failure["message"] and failure["oom_kill"] is True
     assert "out-of-memory killer" in result.stderr
     assert not job.stderr.read_text().strip()  # the job itself could say nothing
+
+
+INFRA_SCRIPT = """
+import sys
+
+import pydantic
+
+from etude.infra import TaskInfra
+
+
+class Greedy(pydantic.BaseModel):
+    megabytes: int
+    infra: TaskInfra = TaskInfra()
+
+    @infra.apply
+    def allocate(self) -> int:
+        blocks = [bytearray(1024 * 1024) for _ in range(self.megabytes)]
+        return len(blocks)
+
+
+if __name__ == "__main__":
+    infra = {"folder": sys.argv[1], "cluster": "local"}
+    Greedy(megabytes=int(sys.argv[2]), infra=infra).allocate()
+"""
+
+
+def test_infra_job_killed_by_the_oom_killer_says_memory_is_the_cause(
+    small_cgroup: Path, tmp_path: Path
+):
+    script = tmp_path / "greedy_infra.py"
+    script.write_text(textwrap.dedent(INFRA_SCRIPT))
+    result = subprocess.run(
+        [
+            "sh",
+            "-c",
+            f'echo $$ > "{small_cgroup}/cgroup.procs" && exec "$0" "$@"',
+            sys.executable,
+            str(script),
+            str(tmp_path / "cache"),
+            str(2 * LIMIT // (1024 * 1024)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode != 0
+    assert "JobError: Greedy.allocate: killed (signal 9) by the kernel's out-of-memory killer" in (
+        result.stderr
+    ), result.stderr

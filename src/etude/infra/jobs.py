@@ -150,10 +150,16 @@ class FolderJob(Job):
                 error.__cause__ = self.error
             raise error
         code = self.launched.poll() if self.launched is not None else None
+        said = getattr(self.launched, "outcome", None)  # the launcher's account, if any
+        word = said() if said is not None else None
+        why = (
+            word["message"]
+            if word
+            else f"the job process ended (exit status {code}) without a result or a failure "
+            "record (killed, out of memory?)"
+        )
         raise JobError(
-            f"{self.what}: the job process ended (exit status {code}) without a result or a "
-            f"failure record (killed, out of memory?). See {self.job.stderr} and "
-            f"{self.job.stdout}.",
+            f"{self.what}: {why}. See {self.job.stderr} and {self.job.stdout}.",
             folder=str(self.job.path),
         )
 
