@@ -455,3 +455,38 @@ def test_delete_skips_a_job_whose_lock_is_held(demo):
     finally:
         lock.release()
     assert _delete(Workspace(demo), job) is None and not job.path.exists()
+
+
+FLOAT_TAGS = """
+import sys
+
+from etude import Param, Task, experiment, tag
+
+
+class Fit(Task):
+    lr: Param[float]
+
+    def execute(self):
+        pass
+
+
+if __name__ == "__main__":
+    with experiment(sys.argv[1], "fit"):
+        for lr in (0.01, 0.1):
+            Fit.C(lr=tag(lr)).submit()
+"""
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        pytest.param("lr=1e-2", [0.01], id="exponent"),
+        pytest.param("lr=0.010", [0.01], id="trailing-zero"),
+        pytest.param("lr=0.1", [0.1], id="plain"),
+        pytest.param("lr=1e-3", [], id="other-value"),
+    ],
+)
+def test_tag_values_are_compared_as_numbers(workspace, run_script, capsys, option, expected):
+    run_script(FLOAT_TAGS, str(workspace), name="fit.py")
+    rows = list_json(capsys, workspace, "--tag", option)
+    assert sorted(row["tags"]["lr"] for row in rows) == expected

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import golden_models as g
+import numpy as np
 import pytest
 
 from etude.config import Config, digest, identifier, tag
@@ -106,6 +107,23 @@ GOLDEN = [
         lambda: g.Scalars.C(ratio=0.1),
         "9a725b08c80d7afd6655f191fc5cf0760ab6405c90de1c70d5ded0caa728ea07",
         id="float-0.1",
+    ),
+    # NumPy scalars are the Python values they print as (np.float32(0.1) is 0.1, not
+    # 0.10000000149011612): the same identifiers as the plain values above.
+    pytest.param(
+        lambda: g.Scalars.C(ratio=np.float32(0.1)),
+        "9a725b08c80d7afd6655f191fc5cf0760ab6405c90de1c70d5ded0caa728ea07",
+        id="numpy-float32-0.1",
+    ),
+    pytest.param(
+        lambda: g.Scalars.C(ratio=np.float64(0.1)),
+        "9a725b08c80d7afd6655f191fc5cf0760ab6405c90de1c70d5ded0caa728ea07",
+        id="numpy-float64-0.1",
+    ),
+    pytest.param(
+        lambda: g.Scalars.C(flag=np.bool_(True), count=np.int64(42)),
+        "6631019a4a4739037e9ce71b7a11fc07bb75308215d27bf755929536769e019e",
+        id="numpy-bool-and-int-as-flag-true-count-42",
     ),
     pytest.param(
         lambda: g.Scalars.C(ratio=1e-300),

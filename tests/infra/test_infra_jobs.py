@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 from infra_models import Counted, log_lines, wait_for
 
-from etude.infra import JobError, TaskInfra, find_slurm_job
+from etude.infra import JobError, SubmitError, TaskInfra, find_slurm_job
 from etude.infra.jobs import slurm_options
 
 
@@ -240,3 +241,69 @@ def test_results_computed_in_process_are_indexed_without_false_alarms(
     [row] = json.loads(capsys.readouterr().out)
     assert (row["id"], row["state"], row["kind"]) == (task.infra.uid_folder().name, "done", "infra")
     assert row["task"] == "infra_models.Counted.process" and row["problems"] == []
+
+
+SCRIPT_WITHOUT_FILE = """
+import pydantic
+from etude.infra import TaskInfra
+
+class Square(pydantic.BaseModel):
+    x: int = 2
+    infra: TaskInfra = TaskInfra()
+
+    @infra.apply
+    def process(self) -> int:
+        return self.x**2
+
+print(Square(infra={"folder": "cache", "cluster": "local"}).process())
+"""
+
+
+@pytest.mark.parametrize(
+    ("argv", "stdin", "where"),
+    [
+        pytest.param(["-"], SCRIPT_WITHOUT_FILE, "standard input", id="stdin"),
+        pytest.param(["-c", SCRIPT_WITHOUT_FILE], "", "a notebook cell", id="python-c"),
+    ],
+)
+def test_class_a_job_cannot_load_is_refused_at_submit(tmp_path, argv, stdin, where):
+    """A class of a script without a file (stdin, `python -c`, a notebook cell: these take
+    the same path, `__main__` without a readable `__file__`; no notebook kernel is started
+    here) fails at the call, with the fix, instead of in the job."""
+    result = subprocess.run(
+        [sys.executable, *argv], input=stdin, cwd=tmp_path, capture_output=True, text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert f"InfraConfigError: Square is defined in {where}" in result.stderr, result.stderr
+    assert "into a module file" in result.stderr and "cluster=None" in result.stderr
+    made = [path.name for path in (tmp_path / "cache").rglob("*")]
+    assert not {".etude", "job.pkl", "job.out", "failed.json"} & set(made), made
+
+
+def test_a_refused_slurm_submission_is_not_kept_and_is_tried_again(tmp_path, monkeypatch):
+    """A fake `sbatch` that cannot reach a controller (the real thing cannot be made to fail
+    this way on demand): the call fails, nothing is recorded, the next call runs sbatch
+    again, and the same computation then runs elsewhere without `mode="retry"`."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "sbatch-calls"
+    sbatch = bin_dir / "sbatch"
+    sbatch.write_text(
+        "#!/bin/sh\n"
+        f"echo called >> {calls}\n"
+        "echo 'sbatch: error: Batch job submission failed: Unable to contact slurm "
+        "controller (connect failure)' >&2\n"
+        "exit 1\n"
+    )
+    sbatch.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    for attempt in (1, 2):
+        task = counted(tmp_path, cluster="slurm", x=5)
+        with pytest.raises(SubmitError, match="Unable to contact slurm controller"):
+            task.process()
+        assert log_lines(calls) == ["called"] * attempt
+        assert task.infra.status() != "failed"
+        folder = task.infra.uid_folder()
+        assert folder is not None and not (folder / ".etude" / "failed.json").exists()
+    assert counted(tmp_path, cluster="local", x=5).process() == 10

@@ -13,9 +13,8 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING
 
 from ..launchers.slurm_queue import recorded_job_state
 from ..workspace import (
@@ -32,95 +31,12 @@ from .jobs_rerun import add_rerun
 from .kill import stop_job
 from .listing import add_diff, add_list, parse_state
 
+if TYPE_CHECKING:
+    from ..store import JobRecord
+
 POLL_INTERVAL = 0.2  # seconds between two looks at a followed log or a job being stopped
 KILL_TIMEOUT = 10.0  # seconds `jobs kill` waits for the job to stop after SIGTERM
 CLEANABLE = (ERROR, UNSCHEDULED)
-
-
-# -- reading job folders ---------------------------------------------------------------------
-@dataclass
-class JobRow:
-    """One job folder as the commands show it; `problems` lists the files that cannot be read."""
-
-    dir: JobDir
-    task: str
-    state: str
-    reason: str | None = None
-    message: str | None = None
-    experiment: str | None = None
-    tags: dict[str, Any] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def id(self) -> str:
-        return self.dir.job_id
-
-    @property
-    def name(self) -> str:
-        return f"{self.task}/{self.id[:12]}"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "task": self.task,
-            "state": self.state,
-            "reason": self.reason,
-            "message": self.message,
-            "experiment": self.experiment,
-            "path": str(self.dir.path),
-            "tags": self.tags,
-            "problems": self.problems,
-        }
-
-
-def read_job(job: JobDir) -> JobRow:
-    """Read `job`'s parameters and state; never raises for missing or corrupt files.
-
-    Without a readable `.etude/params.json` the task is the folder's name and tags are empty.
-    """
-    problems: list[str] = []
-    params = _read_params(job, problems)
-    task = params.get("type")
-    if not isinstance(task, str) or not task:
-        if params:
-            problems.append(f"{job.params}: no task type ('type'); using the folder name")
-        task = job.task_name
-    tags = params.get("tags", {})
-    if not isinstance(tags, dict):
-        problems.append(f"{job.params}: 'tags' is a {type(tags).__name__}, not an object")
-        tags = {}
-    recorded_id = params.get("id")
-    if recorded_id is not None and recorded_id != job.job_id:
-        problems.append(f"{job.params}: id {recorded_id!r} differs from the folder name")
-    experiment = params.get("experiment")
-    status = read_status(job, recorded_job_state)
-    return JobRow(
-        dir=job,
-        task=task,
-        state=status.state,
-        reason=status.reason,
-        message=status.message,
-        experiment=experiment if isinstance(experiment, str) else None,
-        tags=tags,
-        problems=problems + status.problems,
-    )
-
-
-def _read_params(job: JobDir, problems: list[str]) -> dict[str, Any]:
-    try:
-        params = read_json(job.params)
-    except FileNotFoundError:
-        problems.append(
-            f"{job.params}: missing (a submission was interrupted, or this is not a job folder)"
-        )
-        return {}
-    except CorruptFileError as exc:
-        problems.append(str(exc))
-        return {}
-    if not isinstance(params, dict):
-        problems.append(f"{job.params}: expected a JSON object, found {type(params).__name__}")
-        return {}
-    return params
 
 
 # -- argument types --------------------------------------------------------------------------
@@ -260,23 +176,32 @@ def _confirm(count: int) -> bool | None:
     return answer.strip().lower() in ("y", "yes")
 
 
+def _label(record: JobRecord) -> str:
+    return f"{record.task}/{record.id[:12]}"
+
+
 def _clean(workspace: Workspace, args: argparse.Namespace) -> int:
+    # Read as the index reads folders (a pydantic-infra result computed in process has no
+    # params.json, and that is not a problem); imported here: the store loads SQLAlchemy.
+    from ..store import read_job_folder
+
     states = set(args.state or CLEANABLE)
-    doomed: list[JobRow] = []
-    for row in map(read_job, workspace.iter_job_dirs()):
-        if row.state not in states:
+    doomed: list[tuple[JobDir, JobRecord]] = []
+    for job in workspace.iter_job_dirs():
+        record = read_job_folder(workspace, job, recorded_job_state)
+        if record.state not in states:
             continue
-        holder = _experiment_holding(workspace, row.dir)
+        holder = _experiment_holding(workspace, job)
         if holder is not None:
-            print(f"Keeping {row.name}: {holder}.")
+            print(f"Keeping {_label(record)}: {holder}.")
         else:
-            doomed.append(row)
+            doomed.append((job, record))
     if not doomed:
-        print(f"Nothing to clean in {workspace.jobs}.")
+        print(f"Nothing to clean in {workspace.path}.")
         return 0
-    for row in doomed:
-        note = " (unreadable parameters)" if row.problems else ""
-        print(f"{row.state:<12} {row.name}  {row.dir.path}{note}")
+    for job, record in doomed:
+        note = " (unreadable parameters)" if record.problems else ""
+        print(f"{record.state:<12} {_label(record)}  {job.path}{note}")
     if not args.yes:
         answer = _confirm(len(doomed))
         if answer is None:
@@ -290,11 +215,11 @@ def _clean(workspace: Workspace, args: argparse.Namespace) -> int:
             print("Nothing deleted.")
             return 1
     kept = 0
-    for row in doomed:
-        reason = _delete(workspace, row.dir)
+    for job, record in doomed:
+        reason = _delete(workspace, job)
         if reason is not None:
             kept += 1
-            print(f"Kept {row.name}: {reason}.", file=sys.stderr)
+            print(f"Kept {_label(record)}: {reason}.", file=sys.stderr)
     print(f"Deleted {len(doomed) - kept} folders.")
     return 1 if kept else 0
 

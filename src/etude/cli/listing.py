@@ -142,7 +142,9 @@ def _list(workspace: Workspace, args: argparse.Namespace) -> int:
                 item["columns"] = extra[row.pk]
         print(json.dumps(data, indent=2))
         return 0
-    print_table(workspace, rows, columns, extra)
+    infra_ids = [row.id for row in rows if row.kind == "infra"]
+    repeated = with_index(store, lambda s: s.repeated_ids(infra_ids)) if infra_ids else set()
+    print_table(workspace, rows, columns, extra, repeated)
     return 0
 
 
@@ -197,8 +199,12 @@ def print_table(
     rows: list[Any],
     columns: list[str] | None = None,
     extra: dict[int, dict[str, Any]] | None = None,
+    repeated: set[str] | frozenset[str] = frozenset(),
 ) -> None:
-    """The table of jobs every command prints; `columns` (values in `extra`) are added."""
+    """The table of jobs every command prints; `columns` (values in `extra`) are added.
+
+    Each ID shown names its job for the other commands (see `shown_id`; `repeated` holds
+    the ids that several jobs of the workspace have)."""
     # rich is imported here, not at module level, so that `import etude` stays fast.
     from rich.console import Console
     from rich.markup import escape
@@ -206,7 +212,7 @@ def print_table(
 
     console = Console()
     if not rows:
-        console.print(f"No jobs match in {escape(str(workspace.jobs))}.", highlight=False)
+        console.print(f"No jobs match in {escape(str(workspace.path))}.", highlight=False)
         return
     columns = columns or []
     table = Table(
@@ -219,7 +225,7 @@ def print_table(
             state += " [yellow](!)[/]"
         values = (extra or {}).get(row.pk, {})
         table.add_row(
-            row.id[:12],
+            escape(shown_id(row, repeated)),
             escape(row.task),
             state,
             escape(row.reason or ""),
@@ -232,7 +238,17 @@ def print_table(
     console.print(table, highlight=False)
     for row in rows:
         for problem in row.problems:
-            console.print(f"[yellow](!)[/] {row.id[:12]}: {escape(problem)}", highlight=False)
+            shown = escape(shown_id(row, repeated))
+            console.print(f"[yellow](!)[/] {shown}: {escape(problem)}", highlight=False)
+
+
+def shown_id(row: JobRow, repeated: set[str] | frozenset[str] = frozenset()) -> str:
+    """The ID column of `row`, a reference `Workspace.find_job` resolves: 12 characters of a
+    task job's id; a pydantic-infra job's whole uid (cut, `arch=ResNet-` would name many),
+    or its folder when other jobs share the uid (`default` in several methods)."""
+    if row.kind != "infra":
+        return row.id[:12]
+    return row.folder if row.id in repeated else row.id
 
 
 # -- jobs diff -------------------------------------------------------------------------------

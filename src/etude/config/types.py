@@ -41,7 +41,28 @@ def _fail(path: str, tp: Any, value: Any, hint: str = "") -> typing.NoReturn:
     raise ValidationError(f"{path}: expected {type_label(tp)}, got {describe(value)}. {fix}")
 
 
+def plain_scalar(value: Any) -> Any:
+    """A NumPy scalar (or 0-d array) as the Python value it prints as; anything else as is.
+
+    `np.float32(0.1)` is 0.10000000149011612 as a Python float, so `float()` would give it
+    another identifier than the `0.1` the user meant; its shortest text reads back as 0.1.
+    Integers, booleans and strings become `int`, `bool` and `str`. NumPy is not imported:
+    its values are recognised by their module and `dtype`.
+    """
+    if type(value).__module__ != "numpy" or getattr(value, "ndim", None) != 0:
+        return value
+    kind = value.dtype.kind
+    if kind == "f":
+        return float(str(value))
+    if kind in "iubU":
+        return value.item()
+    return value
+
+
 def _validate_bool(value: Any, path: str) -> Any:
+    if type(value) is bool:
+        return value
+    value = plain_scalar(value)
     if type(value) is bool:
         return value
     _fail(path, bool, value, f"Pass {path.rsplit('.', 1)[-1]}=True or False.")
@@ -50,6 +71,7 @@ def _validate_bool(value: Any, path: str) -> Any:
 def _validate_int(value: Any, path: str) -> Any:
     if type(value) is int:
         return value
+    value = plain_scalar(value)
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return int(value)
     hint = ""
@@ -62,6 +84,9 @@ def _validate_int(value: Any, path: str) -> Any:
 
 
 def _validate_float(value: Any, path: str) -> Any:
+    if type(value) is float:
+        return value
+    value = plain_scalar(value)
     if type(value) is float:
         return value
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
@@ -79,7 +104,7 @@ def _validate_float(value: Any, path: str) -> Any:
 
 
 def _validate_str(value: Any, path: str) -> Any:
-    if isinstance(value, str):
+    if isinstance(value, str):  # np.str_ is a str
         return str(value)
     _fail(path, str, value)
 
@@ -93,7 +118,7 @@ def _validate_path(value: Any, path: str) -> Any:
 
 
 def _validate_any(value: Any, path: str) -> Any:
-    return value
+    return plain_scalar(value)
 
 
 def _config_validator(cls: type) -> Validator:

@@ -12,7 +12,7 @@ class Train(pydantic.BaseModel):
 See docs/pydantic-infra.md. Importing `etude` does not import this package (nor pydantic).
 """
 
-from .errors import CacheMismatchError, InfraConfigError, JobError, ReadOnlyError
+from .errors import CacheMismatchError, InfraConfigError, JobError, ReadOnlyError, SubmitError
 from .itemstore import register_serializer
 from .jobs import Job
 from .lookup import SlurmJobInfo, find_slurm_job
@@ -28,6 +28,7 @@ __all__ = [
     "MapInfra",
     "ReadOnlyError",
     "SlurmJobInfo",
+    "SubmitError",
     "TaskInfra",
     "WorkDir",
     "find_slurm_job",

@@ -58,6 +58,9 @@ class BaseInfra(pydantic.BaseModel):
     """Fields and uid machinery common to TaskInfra and MapInfra."""
 
     __etude_infra__: ClassVar[bool] = True
+    #: Whether the uid folder is itself a job folder (TaskInfra) or a cache of items whose
+    #: jobs live below it (MapInfra).
+    _uid_folder_is_job: ClassVar[bool] = True
     model_config = pydantic.ConfigDict(extra="forbid")
 
     folder: Path | None = None
@@ -178,7 +181,8 @@ class BaseInfra(pydantic.BaseModel):
     def _prepare_folder(self, keys: Keys, *, rewrite: bool) -> JobDir:
         """Create the uid folder with its config files; check them if they exist."""
         job = job_dir(f"{self._method_folder()}/{keys.uid}")
-        job.meta.mkdir(parents=True, exist_ok=True)
+        # A MapInfra uid folder is a cache, not a job: no `.etude/` (see `is_infra_job`).
+        (job.meta if self._uid_folder_is_job else job.path).mkdir(parents=True, exist_ok=True)
         full_path = job.path / FULL_UID_CONFIG
         if full_path.exists() and not rewrite:
             self._check_configs(job.path, keys)

@@ -11,6 +11,14 @@ class InfraConfigError(TypeError):
     """
 
 
+class SubmitError(OSError):
+    """A job could not be submitted (sbatch refused it, or no Slurm controller answered).
+
+    Nothing is recorded in the job's folder: it is not a result, and the next call submits
+    the job again.
+    """
+
+
 class CacheMismatchError(RuntimeError):
     """The cache folder of a uid holds results of a different configuration.
 

@@ -22,14 +22,13 @@ from typing import TYPE_CHECKING, Any
 from ..launchers import DirectLauncher, LaunchedJob, Launcher, LaunchRequest, SlurmLauncher
 from ..workspace import JobDir, is_locked, read_status
 from . import pickling, worker
-from .errors import InfraConfigError, JobError
+from .errors import InfraConfigError, JobError, SubmitError
 from .results import (
     RETRY_HINT,
     archive_failure,
     failure_error,
     payload_path,
     read_failure,
-    store_failure,
     write_json_quick,
 )
 from .workdir import make_copy
@@ -151,10 +150,16 @@ class FolderJob(Job):
                 error.__cause__ = self.error
             raise error
         code = self.launched.poll() if self.launched is not None else None
+        said = getattr(self.launched, "outcome", None)  # the launcher's account, if any
+        word = said() if said is not None else None
+        why = (
+            word["message"]
+            if word
+            else f"the job process ended (exit status {code}) without a result or a failure "
+            "record (killed, out of memory?)"
+        )
         raise JobError(
-            f"{self.what}: the job process ended (exit status {code}) without a result or a "
-            f"failure record (killed, out of memory?). See {self.job.stderr} and "
-            f"{self.job.stdout}.",
+            f"{self.what}: {why}. See {self.job.stderr} and {self.job.stdout}.",
             folder=str(self.job.path),
         )
 
@@ -246,6 +251,8 @@ def submit(
         return []
     method_folder = infra.method_folder()
     assert method_folder is not None and cluster is not None
+    if cluster != "debug":  # "debug" reads the payload in this process
+        pickling.check_script_readable(subs[0].owner, subs[0].items, f"cluster={cluster!r}")
     sys_path = _write_payloads(infra, subs, cluster, method_folder)
     if cluster == "debug":
         jobs: list[Job] = []
@@ -262,13 +269,20 @@ def submit(
     requests = [_request(sub.job, [sub.job], env) for sub in subs]
     launched = launcher.launch_many(requests)  # Slurm: one job array
     jobs = []
+    refused: list[tuple[Submission, BaseException]] = []
     for sub, handle in zip(subs, launched, strict=True):
-        if isinstance(handle, BaseException):  # this one could not be submitted
-            store_failure(sub.job, handle, time.time())
-            jobs.append(FolderJob(sub.job, sub.loader, sub.what, hint=sub.hint))
+        if isinstance(handle, BaseException):  # not a result: nothing is kept of it
+            refused.append((sub, handle))
             continue
         _record_scheduled(sub.job, handle, cluster)
         jobs.append(FolderJob(sub.job, sub.loader, sub.what, launched=handle, hint=sub.hint))
+    if refused:
+        sub, error = refused[0]
+        raise SubmitError(
+            f"{sub.what}: {len(refused)} of {len(subs)} jobs could not be submitted to "
+            f"{cluster}; nothing was recorded for them, so calling again submits them again "
+            f"(the {len(subs) - len(refused)} others run). The first error: {error}"
+        ) from error
     return jobs
 
 

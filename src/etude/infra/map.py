@@ -12,7 +12,7 @@ import math
 import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import pydantic
 
@@ -45,6 +45,7 @@ class MapInfra(BaseInfra):
     `min_samples_per_job` the smallest chunk worth a job of its own.
     """
 
+    _uid_folder_is_job: ClassVar[bool] = False
     max_jobs: pydantic.PositiveInt = 128
     min_samples_per_job: pydantic.PositiveInt = 2048
 

@@ -23,6 +23,7 @@ import pydantic
 
 from ..config.naming import SCRIPT_MODULE, load_script
 from ..workspace import write_atomic
+from .errors import InfraConfigError
 
 _SCRIPT_MODULES = ("__main__", SCRIPT_MODULE)
 PAYLOAD_VERSION = 1
@@ -93,6 +94,49 @@ def _modules(value: Any, found: dict[str, str], depth: int = 0) -> None:
     elif isinstance(value, dict):
         for item in list(value.values())[:1000]:
             _modules(item, found, depth + 1)
+
+
+def _script_class(value: Any, depth: int = 0) -> type | None:
+    """A class of the running script (module `__main__`) used inside `value`, if any."""
+    cls = type(value)
+    if cls.__module__ == "__main__":
+        return cls
+    if depth > 20:
+        return None
+    children: list[Any] = []
+    if isinstance(value, pydantic.BaseModel):
+        children = list(value.__dict__.values())
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        children = list(value)[:1000]
+    elif isinstance(value, dict):
+        children = list(value.values())[:1000]
+    for child in children:
+        found = _script_class(child, depth + 1)
+        if found is not None:
+            return found
+    return None
+
+
+def check_script_readable(owner: pydantic.BaseModel, items: list[Any] | None, where: str) -> None:
+    """Raise `InfraConfigError` when a job process could not find a class of `owner` (or of
+    `items`): one defined in a script it cannot read (standard input, `python -c`, an
+    interactive session or a notebook cell). `where` names the job's cluster."""
+    cls = _script_class(owner) or _script_class(items)
+    if cls is None:
+        return
+    file = main_file()
+    if file is not None and file.endswith(".py") and os.path.isfile(file):
+        return
+    if file is None:
+        source = "a notebook cell, an interactive session or `python -c`"
+    else:
+        source = "standard input" if Path(file).name == "<stdin>" else repr(file)
+    raise InfraConfigError(
+        f"{cls.__qualname__} is defined in {source}, which a job process ({where}) cannot "
+        f"read, so it could not load the class. Move {cls.__qualname__} into a module file "
+        "(say models.py) and import it from there, or run your script from a .py file; "
+        "cluster=None or 'debug' computes in this process instead."
+    )
 
 
 def write_payload(

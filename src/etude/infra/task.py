@@ -26,6 +26,7 @@ from .jobs import (
     submit,
 )
 from .method import ExclusionOption, InfraMethod
+from .pickling import check_script_readable
 from .results import (
     Mismatch,
     archive_failure,
@@ -163,9 +164,11 @@ class TaskInfra(BaseInfra):
             return FolderJob(job, lambda: self._load(keys, job), what)
         if action == FAIL:
             return FolderJob(job, lambda: None, what)
+        cluster = resolve_cluster(self.cluster)
+        if cluster not in (None, "debug"):  # before the folder is made: nothing to clean
+            check_script_readable(self._runtime().owner, None, f"cluster={cluster!r}")
         self._prepare_folder(keys, rewrite=self.mode == "force")
         self._runtime().forced.add(keys.uid)
-        cluster = resolve_cluster(self.cluster)
         if cluster is None:
             return self._compute_here(keys, job)
         state = FolderJob(job, lambda: self._load(keys, job), what).status()

@@ -14,6 +14,7 @@ from typing import Any
 from ..config.runtime import DEADLINE_ENV, KILL_GRACE_ENV
 from .base import LaunchedJob, Launcher, LaunchRequest
 from .gpus import GPU, GPUPool, detect_gpus, parse_gpus
+from .oom import OomWatch, oom_outcome
 from .requirements import Requirements
 
 
@@ -40,6 +41,7 @@ class LocalJob:
         self.gpus = gpus
         self._on_end = on_end  # frees the job's GPUs, once
         self._end_lock = threading.Lock()
+        self.oom = OomWatch(self.pid)
 
     def wait(self) -> int:
         status = self._wait()
@@ -78,6 +80,10 @@ class LocalJob:
 
     def terminate(self) -> None:
         self._signal(signal.SIGTERM)
+
+    def outcome(self) -> dict[str, Any] | None:
+        """How the job ended when the job could not say it: a likely OOM kill, else None."""
+        return oom_outcome(self.oom, self.popen.returncode)
 
     def _signal(self, signum: int) -> None:
         try:

@@ -286,13 +286,16 @@ class Experiment:
         if not state.sealed:
             state.init_tasks = init_tasks
         tname = type_name(type(task))
-        root = short_name(tname)
-        nodes = walk(task, root)
+        # Errors name a value by its class, then its field path (`Train.model.hidden`), as
+        # `.C()` does for the value it is given.
+        shown = type(task).__qualname__
+        nodes = walk(task, shown)
         check_required(nodes)
+        _check_submitted(task, nodes)
         try:
             job_id = digest(task).hex()
         except SerializationError:
-            dump(task, root_path=root)  # raises the same problem with the parameter's path
+            dump(task, root_path=shown)  # raises the same problem with the parameter's path
             raise
         folder = self.workspace.job_dir(tname, job_id)
         for _, cfg in nodes:
@@ -308,15 +311,19 @@ class Experiment:
         job.environ.update(self.settings.env)
         job.experiment = self.name
         job.tags = collect_tags(nodes)
-        job.configs = dict(nodes)
-        job.config_paths = {id(cfg): path for path, cfg in nodes}
+        # The job process names configurations in its output events from its own root
+        # (`NAME`, as in `runner.job`), and job folders keep those events: the same here.
+        root = short_name(tname)
+        kept = [(root + path[len(shown) :], cfg) for path, cfg in nodes]
+        job.configs = dict(kept)
+        job.config_paths = {id(cfg): path for path, cfg in kept}
         job.output_marker = _marker(task)
         for owner, method, callback in state.watchers or ():
             job.add_output_watcher(owner, method, callback)
         job.dependencies = self._dependencies(task, nodes)
         for hook in hooks_for({type(cfg) for _, cfg in nodes}):
             hook.process(job, job.launcher)
-        job.config_params = dump(task, root_path=root)  # raises before anything is written
+        job.config_params = dump(task, root_path=shown)  # raises before anything is written
         job.code = self.fingerprints.of(cfg for _, cfg in nodes)
         return job
 
@@ -427,6 +434,24 @@ def _marker(task: Task) -> Any:
         return value
 
     return dep
+
+
+def _check_submitted(task: Task, nodes: list[tuple[str, Config]]) -> None:
+    """Raise `ConfigError` for a task among `task`'s values that was never submitted.
+
+    Such a task would never run, and its generated paths would point inside `task`'s folder;
+    it is not submitted implicitly, so that its launcher, requirements and retries stay the
+    user's choice.
+    """
+    for path, cfg in nodes[1:]:
+        if isinstance(cfg, Task) and cfg._etude.job is None and cfg._etude.dep_task is None:
+            name = type(cfg).__qualname__
+            raise ConfigError(
+                f"{path}: this {name} task was never submitted, so it would not run and the "
+                f"paths it generates would point inside {type(task).__qualname__}'s folder. "
+                f"Submit it first and pass what submit() returns: `x = {name}.C(...).submit()`, "
+                f"then give `x` as {path}."
+            )
 
 
 def _generate_paths(cfg: Config, jobpath: Path) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..workspace import CorruptFileError, JobDir, Workspace, read_json
-from ..workspace.layout import ETUDE_DIR, INFRA_JOB_NAME, short_name
+from ..workspace.layout import ETUDE_DIR, INFRA_JOB_NAME, is_infra_job, job_dir_at, short_name
 from .database import run_write
 from .records import AskLauncher, JobRecord, read_folder_status, read_job_folder, relative_folder
 from .rows import JobRow
@@ -110,7 +110,13 @@ def _job_folders_in(root: str, container: str) -> Iterator[tuple[str, str]]:
                 yield prefix + entry.name, name
     elif "," in parts[0]:  # METHOD,VERSION/UID or METHOD/UID/jobs/CHUNK
         for entry in entries:
-            if entry.is_dir() and os.path.isdir(f"{entry.path}/{ETUDE_DIR}"):
+            if not entry.is_dir():
+                continue
+            if len(parts) == 1:  # a uid folder: a MapInfra cache is not a job
+                is_job = is_infra_job(entry.path)
+            else:
+                is_job = os.path.isdir(f"{entry.path}/{ETUDE_DIR}")
+            if is_job:
                 yield prefix + entry.name, INFRA_JOB_NAME
 
 
@@ -126,7 +132,7 @@ def _job_folders(root: str) -> Iterator[tuple[str, str]]:
     for method in sorted(_infra_methods(root)):
         for uid in sorted(os.listdir(f"{root}/{method}")):
             folder = f"{method}/{uid}"
-            if os.path.isdir(f"{root}/{folder}/{ETUDE_DIR}"):
+            if is_infra_job(f"{root}/{folder}"):
                 yield folder, INFRA_JOB_NAME
             yield from _job_folders_in(root, f"{folder}/jobs")  # MapInfra: one per chunk
 
@@ -219,7 +225,7 @@ def _recheck_live(
             continue
         if read_folder_status(path, ask_launcher).state == state:
             continue
-        record = read_job_folder(workspace, _job_dir(Path(path)), ask_launcher)
+        record = read_job_folder(workspace, job_dir_at(Path(path)), ask_launcher)
         if record.state != state:
             changes.updated.append((folder, state, record.state))
             record.params = None  # unchanged: keep the stored ones
@@ -227,11 +233,6 @@ def _recheck_live(
     return records
 
 
-def _job_dir(path: Path) -> JobDir:
-    parent = path.parent
-    if parent.parent.name == "jobs" and "," not in parent.parent.parent.name:
-        return JobDir(path, short_name(parent.name))
-    return JobDir(path, INFRA_JOB_NAME)
 
 
 def _forget_scanned(store: Store, paths: list[str]) -> None:

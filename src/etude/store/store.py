@@ -268,6 +268,21 @@ class Store:
                 found.update({folder: state for folder, state in connection.execute(query)})
         return found
 
+    def repeated_ids(self, ids: Sequence[str]) -> set[str]:
+        """Those of `ids` that several jobs of the workspace have (a pydantic-infra uid such
+        as `default` repeats across methods; a task job's id does not)."""
+        found: set[str] = set()
+        with self.engine.connect() as connection:
+            for chunk in chunks(sorted(set(ids))):
+                query = (
+                    sa.select(jobs.c.id)
+                    .where(jobs.c.workspace_pk == self.workspace_pk, jobs.c.id.in_(chunk))
+                    .group_by(jobs.c.id)
+                    .having(sa.func.count() > 1)
+                )
+                found.update(connection.execute(query).scalars())
+        return found
+
     def delete_jobs(self, folders: Sequence[str]) -> None:
         """Remove the jobs of `folders` (their folders are gone) from the index."""
         if not folders:

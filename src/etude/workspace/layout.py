@@ -20,6 +20,21 @@ from pathlib import Path
 ETUDE_DIR = ".etude"
 #: `NAME` of the files of a pydantic-infra job folder (`job.out`, `job.err`).
 INFRA_JOB_NAME = "job"
+#: Sub-folders that make a pydantic-infra uid folder a MapInfra cache (its item store, and
+#: one job folder per chunk of items) rather than a job of its own.
+MAP_CACHE_PARTS = ("items", "jobs")
+
+
+def is_infra_job(uid_folder: str | os.PathLike[str]) -> bool:
+    """Whether the pydantic-infra uid folder `uid_folder` is a job (a TaskInfra computation).
+
+    A MapInfra uid folder is a cache: its jobs are its chunks (`jobs/CHUNK/`), and older
+    versions of etude gave it an empty `.etude/` that must not read as an unscheduled job.
+    """
+    path = os.fspath(uid_folder)
+    if not os.path.isdir(os.path.join(path, ETUDE_DIR)):
+        return False
+    return not any(os.path.isdir(os.path.join(path, part)) for part in MAP_CACHE_PARTS)
 
 
 class WorkspaceError(ValueError):
@@ -94,7 +109,11 @@ class JobDir:
 
     @property
     def label(self) -> str:
-        """`task/short-id`, as the scheduler and the command line print jobs."""
+        """`task/short-id`, as the scheduler and the command line print jobs; a
+        pydantic-infra job's `METHOD,VERSION/UID[/jobs/CHUNK]` (uids repeat across methods)."""
+        if self.name == INFRA_JOB_NAME:
+            parts = self.path.parts
+            return "/".join(parts[-4:] if parts[-2:-1] == ("jobs",) else parts[-2:])
         return f"{self.task_name}/{self.job_id[:12]}"
 
     def is_done(self) -> bool:
@@ -155,7 +174,7 @@ class Workspace:
             if "," not in method.name or not method.is_dir():
                 continue  # infra method folders are named MODULE.CLASS.METHOD,VERSION
             for uid in sorted(method.iterdir()):
-                if (uid / ETUDE_DIR).is_dir():
+                if is_infra_job(uid):
                     yield JobDir(uid, INFRA_JOB_NAME)
                 chunks = uid / "jobs"  # MapInfra: one job folder per chunk of items
                 if chunks.is_dir():
@@ -164,27 +183,60 @@ class Workspace:
                             yield JobDir(chunk, INFRA_JOB_NAME)
 
     def find_job(self, reference: str) -> JobDir:
-        """The job whose identifier starts with `reference` (or whose folder is `reference`).
+        """The job that `reference` names: a job folder (absolute, relative to the current
+        folder or to the workspace), else the one job whose identifier starts with it (in
+        its case; in any case when nothing matches in its case: task ids are lower-case
+        hexadecimal, pydantic-infra uids keep the case of their values, `arch=ResNet`).
 
         Raises `WorkspaceError` when none or several match, listing the candidates.
         """
-        candidate = Path(reference)
-        if candidate.is_dir() and (candidate / ETUDE_DIR).is_dir():
-            resolved = candidate.resolve()
-            return JobDir(resolved, short_name(resolved.parent.name))
-        ref = reference.lower()
-        matches = [j for j in self.iter_job_dirs() if j.job_id.startswith(ref)]
+        for candidate in (Path(reference), self.path / reference):
+            if (candidate / ETUDE_DIR).is_dir():
+                return job_dir_at(candidate.resolve())
+        jobs = list(self.iter_job_dirs())
+        matches = [j for j in jobs if j.job_id.startswith(reference)]
+        if not matches:
+            folded = reference.lower()
+            matches = [j for j in jobs if j.job_id.lower().startswith(folded)]
         if not matches:
             raise WorkspaceError(
-                f"no job id starts with {reference!r} in {self.jobs}. List jobs with "
+                f"no job id starts with {reference!r} in {self.path}. List jobs with "
                 "`etude jobs list` (check --workspace)."
             )
         if len(matches) > 1:
-            shown = ", ".join(f"{j.task_name}/{j.job_id[:12]}" for j in matches[:5])
+            shown = ", ".join(self.reference(j) for j in matches[:5])
+            more = "" if len(matches) <= 5 else ", ..."
+            how = (
+                "name one by its folder"
+                if len({j.job_id for j in matches}) == 1
+                else "give more characters, or name one by its folder"
+            )
             raise WorkspaceError(
-                f"{reference!r} matches {len(matches)} jobs ({shown}); give more characters."
+                f"{reference!r} matches {len(matches)} jobs ({shown}{more}); {how}."
             )
         return matches[0]
+
+    def reference(self, job: JobDir) -> str:
+        """How to name `job` unambiguously: its folder relative to the workspace for a
+        pydantic-infra job (uids repeat across methods), else `task/short-id`."""
+        if job.name != INFRA_JOB_NAME:
+            return job.label
+        try:
+            return job.path.relative_to(self.path).as_posix()
+        except ValueError:
+            return str(job.path)
+
+
+def job_dir_at(path: Path) -> JobDir:
+    """The job folder `path`, whether a task's (`jobs/TASK/ID`) or a pydantic-infra one
+    (`METHOD,VERSION/UID` or `METHOD,VERSION/UID/jobs/CHUNK`): its files are `NAME.out` with
+    the task's `NAME`, or `job.out`."""
+    parent = path.parent
+    if parent.parent.name == "jobs" and "," not in parent.parent.parent.name:
+        return JobDir(path, short_name(parent.name))
+    if "," in parent.name or (parent.name == "jobs" and "," in parent.parent.parent.name):
+        return JobDir(path, INFRA_JOB_NAME)
+    return JobDir(path, short_name(parent.name))
 
 
 #: The workspace of the running experiment or job (for `@cache`).
