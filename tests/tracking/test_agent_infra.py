@@ -183,23 +183,6 @@ def test_a_clone_of_a_map_infra_chunks_run_computes_its_items_with_the_edits(
     assert sum(again) == 10 * items and all(value % 10 == 0 for value in again)
 
 
-def test_a_clone_of_a_map_infra_uid_folders_run_computes_the_items_of_all_its_chunks(
-        tmp_path: Path, ws: Path, env: dict[str, str]) -> None:
-    calls = compute(tmp_path, ws, env, "scale")
-    (uid_folder,) = [r for r in Run.query(name="apply", workspace=ws)
-                     if r.job and "/jobs/" not in r.job["folder"]]
-    draft = Run.clone(uid_folder, name="factor 10")
-    draft.set_parameter("Config/factor", 10)
-    draft.enqueue("default")
-    agent(env, "--once")
-
-    ran = Run.get(draft.id, workspace=ws)
-    assert ran.state == "completed", ran.console()
-    assert ran._read_meta()["executed_job"].startswith("models.Scale.apply,0/factor=10-")
-    again = sorted(int(line.split()[1]) for line in calls.read_text().splitlines()[4:])
-    assert again == [10, 20, 30, 40]
-
-
 def test_a_clone_of_an_infra_result_computed_in_process_fails_saying_what_to_do(
         tmp_path: Path, ws: Path, env: dict[str, str]) -> None:
     compute(tmp_path, ws, env, "in-process")
