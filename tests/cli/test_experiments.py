@@ -101,6 +101,25 @@ def test_running_then_interrupted_experiment(start_sleepy, workspace, capsys):
     assert row["status"] == "interrupted" and row["ended"] is None
 
 
+def test_ctrl_c_says_one_line_and_lists_the_experiment_as_interrupted(
+    start_sleepy, workspace, capsys
+):
+    running = start_sleepy()
+    running.experiment.send_signal(signal.SIGINT)  # Ctrl-C reaches the experiment's process
+    output, _ = running.experiment.communicate(timeout=60)
+    assert running.experiment.returncode == -signal.SIGINT, output  # still dies as interrupted
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+    assert "experiment 'sleepy' interrupted: 1 job(s) stopped or not started, 0 done" in output
+    row = _experiments(capsys, workspace)["sleepy"]
+    assert row["status"] == "interrupted" and row["ended"] is not None
+    _, out, _ = run_cli(capsys, "experiments", "list", "-w", workspace)
+    assert "interrupted" in out
+    # The history keeps it: a rebuilt index says the same.
+    status, _, err = run_cli(capsys, "index", "rebuild", "-w", workspace)
+    assert status == 0, err
+    assert _experiments(capsys, workspace)["sleepy"]["status"] == "interrupted"
+
+
 def test_empty_workspace(workspace, capsys):
     (workspace / "jobs").mkdir()  # what an experiment makes first
     status, out, _ = run_cli(capsys, "experiments", "list", "-w", workspace)

@@ -30,7 +30,7 @@ def run_status(run: ExperimentRun | None) -> str:
     if run is None:
         return INTERRUPTED
     if run.ended is not None:
-        return ENDED
+        return INTERRUPTED if run.outcome == INTERRUPTED else ENDED
     record = {"pid": run.pid, "host": run.host, "create_time": run.create_time}
     return RUNNING if process_alive(record) else INTERRUPTED
 

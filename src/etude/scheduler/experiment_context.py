@@ -152,7 +152,13 @@ class Experiment:
                     self.plan.explain_new(self.workspace, self.settings.store)
                     self.plan.print(self.workspace)
                 return
-            self._finish(exc_type)
+            try:
+                self._finish(exc_type)
+            except KeyboardInterrupt as interrupt:
+                self._say_interrupted(interrupt)
+                raise
+            if isinstance(exc, KeyboardInterrupt):
+                self._say_interrupted(exc)
         finally:
             self._reset_context()
         if exc_type is None:
@@ -167,7 +173,26 @@ class Experiment:
             current_submitter.reset(submitter_token)
             self._tokens = []
 
+    def _say_interrupted(self, interrupt: KeyboardInterrupt) -> None:
+        """One line on stderr instead of a traceback from the scheduler's wait (see
+        `_quiet_interrupts`); the interpreter still exits as interrupted (status 130)."""
+        done = sum(1 for job in self.scheduler.jobs if job.state == DONE)
+        left = len(self.scheduler.jobs) - done
+        print(f"etude: experiment {self.name!r} interrupted: {left} job(s) stopped or not "
+              f"started, {done} done (kept); run the script again to go on.", file=sys.stderr,
+              flush=True)
+        interrupt._etude_reported = True  # type: ignore[attr-defined]
+        _quiet_interrupts()
+
+    def _outcome(self, exc_type: type[BaseException] | None, interrupted: bool) -> str:
+        if interrupted:
+            return "interrupted"
+        failed = any(job.state == ERROR for job in self.scheduler.jobs)
+        return "failed" if exc_type is not None or failed or self.scheduler.callback_errors \
+            else "completed"
+
     def _finish(self, exc_type: type[BaseException] | None) -> None:
+        interrupted = exc_type is not None and issubclass(exc_type, KeyboardInterrupt)
         try:
             if exc_type is None:
                 self._write_record(running=True)  # the full job list, before the long wait
@@ -177,14 +202,16 @@ class Experiment:
                 if issubclass(exc_type, KeyboardInterrupt):
                     self.scheduler.terminate_running()
         except KeyboardInterrupt:
+            interrupted = True
             self.scheduler.stop_scheduling()
             self.scheduler.terminate_running()
             raise
         finally:
             self.scheduler.close()
             self.progress.stop()
-            ended = self._write_record(running=False)
-            self.index.close(self.scheduler.jobs, ended)
+            outcome = self._outcome(exc_type, interrupted)
+            ended = self._write_record(running=False, outcome=outcome)
+            self.index.close(self.scheduler.jobs, ended, outcome)
 
     def wait(self) -> None:
         """Wait until every job submitted so far has ended (without leaving the context)."""
@@ -385,7 +412,7 @@ class Experiment:
             "code": job.code,
         }
 
-    def _write_record(self, *, running: bool) -> float | None:
+    def _write_record(self, *, running: bool, outcome: str | None = None) -> float | None:
         """`experiments/NAME/run.json`: this run and its jobs; at the end, also a line in
         `runs.jsonl` (the history the index is rebuilt from)."""
         folder = self.workspace.experiments / self.name
@@ -404,12 +431,29 @@ class Experiment:
         if not running:
             states = Counter(job.state for job in self.scheduler.jobs)
             record["counts"] = dict(states)
+            record["outcome"] = outcome
         write_json_atomic(folder / "run.json", record, compact=True)
         if running:
             self.index.jobs_listed(len(self._jobs))
         else:
             _append_line(folder / "runs.jsonl", record)
         return record["ended"]
+
+
+def _quiet_interrupts() -> None:
+    """Have the interpreter's last-resort handler skip the traceback of a Ctrl-C that an
+    experiment has already reported (the traceback only shows the scheduler waiting)."""
+    previous = sys.excepthook
+    if getattr(previous, "_etude_quiet", False):
+        return
+
+    def hook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+        if isinstance(value, KeyboardInterrupt) and getattr(value, "_etude_reported", False):
+            return
+        previous(kind, value, tb)
+
+    hook._etude_quiet = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
 
 
 def _append_line(path: Path, record: dict[str, Any]) -> None:

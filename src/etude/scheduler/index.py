@@ -98,13 +98,14 @@ class IndexWriter:
         with self._cond:
             self._events.append(["run", count])
 
-    def close(self, jobs: list[Job], ended: float | None) -> None:
-        """Send what is queued and the run's end (with its counts); wait for the writer."""
+    def close(self, jobs: list[Job], ended: float | None, outcome: str) -> None:
+        """Send what is queued and the run's end (with its counts and outcome); wait for the
+        writer."""
         if self._process is None or self._sender is None:
             return
         counts = dict(Counter(job.state for job in jobs))
         with self._cond:
-            self._events.append(["end", len(jobs), counts, ended or time.time()])
+            self._events.append(["end", len(jobs), counts, ended or time.time(), outcome])
             self._closing = True
             self._cond.notify_all()
         self._sender.join()

@@ -30,7 +30,7 @@ from ..workspace import CorruptFileError, JobDir, Workspace, read_json
 from ..workspace.layout import ETUDE_DIR, INFRA_JOB_NAME, is_infra_job, job_dir_at, short_name
 from .database import run_write
 from .records import AskLauncher, JobRecord, read_folder_status, read_job_folder, relative_folder
-from .rows import JobRow
+from .rows import OUTCOMES, JobRow
 from .store import Store
 
 logger = logging.getLogger("etude.store")
@@ -326,6 +326,7 @@ def _ingest_experiment(store: Store, connection: sa.Connection, ws: int, name: s
             create_time=process.get("create_time"),
             jobs_count=len(entries),
             counts=counts if isinstance(counts, dict) else None,
+            outcome=run["outcome"] if run.get("outcome") in OUTCOMES else None,
         )
         store.link_in(connection, ws, name, folders)
 

@@ -42,6 +42,9 @@ class JobRow:
         return data
 
 
+OUTCOMES = ("completed", "failed", "interrupted")  # how an experiment's run ended
+
+
 @dataclass
 class ExperimentRun:
     started: float
@@ -51,6 +54,7 @@ class ExperimentRun:
     create_time: float | None
     jobs: int
     counts: dict[str, int] | None
+    outcome: str | None = None  # completed, failed or interrupted (None: not ended, or older)
 
 
 @dataclass

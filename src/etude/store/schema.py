@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 #: Alembic revisions, oldest first; the last one is the schema this code reads and writes.
-REVISIONS = ("0001", "0002", "0003", "0004")
+REVISIONS = ("0001", "0002", "0003", "0004", "0005")
 HEAD = REVISIONS[-1]
 
 metadata = sa.MetaData()
@@ -54,6 +54,7 @@ experiment_runs = sa.Table(
     sa.Column("create_time", sa.Double),  # the process's start time, to tell a reused pid
     sa.Column("jobs", sa.Integer, nullable=False, server_default="0"),
     sa.Column("counts", sa.Text),  # JSON {state: count} when the run ended
+    sa.Column("outcome", sa.String(16)),  # completed, failed or interrupted, once ended
     sa.UniqueConstraint("experiment_pk", "started", name="uq_experiment_runs_started"),
 )
 

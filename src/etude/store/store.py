@@ -319,10 +319,13 @@ class Store:
         create_time: float | None,
         jobs_count: int,
         counts: dict[str, int] | None,
+        outcome: str | None = None,
     ) -> None:
         """Insert or update the run of experiment `name` that started at `started`, inside the
-        caller's transaction; `counts` are the jobs per state once it ended."""
+        caller's transaction; `counts` are the jobs per state once it ended, `outcome` how it
+        ended (`completed`, `failed`, `interrupted`)."""
         values = {
+            "outcome": outcome,
             "ended": ended,
             "host": host,
             "pid": pid,
@@ -378,6 +381,7 @@ class Store:
                         create_time=row["create_time"],
                         jobs=row["jobs"],
                         counts=json.loads(row["counts"]) if row["counts"] else None,
+                        outcome=row["outcome"],
                     )
                 )
             states = (

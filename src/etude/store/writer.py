@@ -10,7 +10,8 @@ line, not for this process to exit.
 
 Events, each a JSON list:
 - `["run", JOBS]`: the run started (or listed JOBS jobs so far);
-- `["end", JOBS, COUNTS, ENDED]`: the run ended with COUNTS jobs per state;
+- `["end", JOBS, COUNTS, ENDED, OUTCOME]`: the run ended with COUNTS jobs per state, and
+  OUTCOME (`completed`, `failed` or `interrupted`);
 - `["job", FOLDER, ID, TASK, STATE, REASON, MESSAGE, SUBMITTED, STARTED, ENDED, LAUNCHED,
   CLUSTER_JOB_ID, LAUNCHER]`: a job's state; LAUNCHED says this experiment started the
   current attempt;
@@ -93,14 +94,15 @@ class IndexFeed:
                 used[event[1]] = (event[2], bool(event[3:4] and event[3]))
                 jobs.pop(event[1], None)
             elif event[0] == "run":
-                self._write_run(event[1], None, None)
+                self._write_run(event[1], None, None, None)
         if jobs or used:
             self._write_jobs(list(jobs.values()), used)
         for event in batch:
             if event[0] == "end":
-                self._write_run(event[1], event[2], event[3])
+                self._write_run(event[1], event[2], event[3], (event[4:5] or [None])[0])
 
-    def _write_run(self, jobs: int, counts: dict[str, int] | None, ended: float | None) -> None:
+    def _write_run(self, jobs: int, counts: dict[str, int] | None, ended: float | None,
+                   outcome: str | None) -> None:
         import os
         import socket
 
@@ -115,6 +117,7 @@ class IndexFeed:
             create_time=psutil.Process(os.getppid()).create_time(),
             jobs_count=jobs,
             counts=counts,
+            outcome=outcome,
         )
 
     def _write_jobs(self, jobs: list[dict[str, Any]], used: dict[str, tuple[str, bool]]) -> None:
