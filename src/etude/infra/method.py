@@ -121,6 +121,11 @@ class InfraMethod(property):
         return functools.partial(self._call, obj)
 
     def _call(self, obj: pydantic.BaseModel, *args: Any) -> Any:
+        if method_for(type(obj), self.field) is not self:
+            # An override of this method, decorated by the same infra field, calls it through
+            # `super()`: this call is part of the override's computation, cached under the
+            # override's uid; caching it again under the same uid would wait for itself.
+            return self.func(obj, *args)
         infra = obj.__dict__[self.field]
         runtime = infra.__pydantic_private__["_rt"]
         if runtime is None or runtime.owner is not obj:
