@@ -227,7 +227,12 @@ class BaseInfra(pydantic.BaseModel):
     # --- other objects ---------------------------------------------------------------------
 
     def clone_obj(self, *updates: dict[str, Any], **kwargs: Any) -> Any:
-        """A copy of the owner with `updates` applied (dotted keys reach nested fields)."""
+        """A deep copy of the owner with `updates` applied (dotted keys reach nested fields).
+
+        The clone shares no mutable value with the owner, whatever the container type (an
+        `Any` value or an `OrderedDict` is not copied by pydantic's validation). Raises
+        `InfraConfigError` naming the field whose value cannot be deep-copied.
+        """
         owner = self._runtime().owner
         changes: dict[str, Any] = {}
         for update in updates:
@@ -238,7 +243,7 @@ class BaseInfra(pydantic.BaseModel):
             data[field] = dict(owner.__dict__[field].__dict__)
         for key, value in changes.items():
             _set_dotted(owner, data, key.split("."), value)
-        return type(owner)(**data)
+        return type(owner)(**{name: _deep_copy(name, value) for name, value in data.items()})
 
     def iter_cached(self) -> Iterator[Any]:
         """Objects of this class whose results are in the method folder (rebuilt from
@@ -278,6 +283,17 @@ def _whole_config(owner: pydantic.BaseModel) -> dict[str, Any]:
     for field in fields:
         config[field] = {"version": owner.__dict__[field].version}
     return config
+
+
+def _deep_copy(name: str, value: Any) -> Any:
+    try:
+        return copy.deepcopy(value)
+    except Exception as exc:  # an object that refuses copying (a lock, an open file...)
+        raise InfraConfigError(
+            f"clone_obj: the value of field {name!r} cannot be deep-copied "
+            f"({type(exc).__name__}: {exc}). Give the clone another value, e.g. "
+            f"clone_obj({{{name!r}: ...}}), or make the value copyable."
+        ) from exc
 
 
 def _set_dotted(owner: Any, data: dict[str, Any], parts: list[str], value: Any) -> None:
