@@ -222,8 +222,12 @@ def slurm_options(infra: BaseInfra, default_name: str) -> dict[str, Any]:
             extra.append(flag)
         elif value is not False:
             extra.append(f"{flag}={value}")
+    if infra.tasks_per_node is not None:
+        extra.append(f"--ntasks-per-node={infra.tasks_per_node}")
     if extra:
         options["extra_options"] = extra
+    if infra.slurm_setup:
+        options["setup"] = list(infra.slurm_setup)
     return options
 
 
@@ -247,6 +251,8 @@ def submit(
     method_folder = infra.method_folder()
     assert method_folder is not None and cluster is not None
     sys_path = _write_payloads(infra, subs, cluster, method_folder)
+    for sub in subs:
+        infra._share_job(sub.job)  # `permissions`: payloads and parameters just written
     if cluster == "debug":
         jobs: list[Job] = []
         for sub in subs:

@@ -18,7 +18,7 @@ import pydantic
 
 from ..config.naming import ScriptLoadStop, loading_script
 from ..workspace import JobDir
-from .base import BaseInfra, Keys, logger
+from .base import RAM, BaseInfra, Keys, logger
 from .errors import InfraConfigError, JobError, ReadOnlyError
 from .itemstore import ItemStore
 from .jobs import FAILED, Submission, resolve_cluster, submit
@@ -78,8 +78,20 @@ class MapInfra(BaseInfra):
             raise ScriptLoadStop()  # a job process is loading the script for its classes
         items = list(items)
         uids = self._item_uids(items)
-        read, _ = self._fill(items, uids)
-        return iter(read(uids))
+        if not self.keep_in_ram or self.folder is None:  # (no folder: `_fill` keeps them)
+            read, _ = self._fill(items, uids)
+            return iter(read(uids))
+        keys = self._keys()
+        ram = RAM.setdefault(self._ram_key(keys), {})
+        if self.mode == "force" and keys.uid not in self._runtime().forced:
+            for uid in uids:
+                ram.pop(uid, None)
+        wanted = [uid for uid in dict.fromkeys(uids) if uid not in ram]
+        if wanted:
+            firsts = dict(zip(uids, items, strict=True))
+            read, _ = self._fill([firsts[uid] for uid in wanted], wanted)
+            ram.update(zip(wanted, read(wanted), strict=True))
+        return iter([ram[uid] for uid in uids])
 
     def _fill(
         self, items: list[Any], uids: list[str]
@@ -97,7 +109,10 @@ class MapInfra(BaseInfra):
         forced = self.mode == "force" and keys.uid not in runtime.forced
         runtime.forced.add(keys.uid)
         if self.folder is None:
-            memory = runtime.items.setdefault(keys.uid, {})
+            if self.keep_in_ram:  # the process's memory rather than this object's
+                memory = RAM.setdefault(self._ram_key(keys), {})
+            else:
+                memory = runtime.items.setdefault(keys.uid, {})
             missing = list(first) if forced else [u for u in first if u not in memory]
             self._check_read_only(keys, missing)
             if missing:
@@ -165,8 +180,11 @@ class MapInfra(BaseInfra):
         """Compute `items` into `store` (here, or in jobs it waits for); the job folders."""
         cluster = resolve_cluster(self.cluster)
         if cluster is None:
-            with store.writer() as writer:
-                self._compute(uids, items, writer.add)
+            try:
+                with store.writer() as writer:
+                    self._compute(uids, items, writer.add)
+            finally:
+                self._share(Path(store.folder).parent)
             return []
         count = min(self.max_jobs, math.ceil(len(uids) / self.min_samples_per_job))
         if cluster == "local":
@@ -214,6 +232,9 @@ class MapInfra(BaseInfra):
             self._compute(list(meta["uids"]), list(items), writer.add)
         write_json_quick(job.done, {"started": started, "items": len(items)})
         archive_failure(job)
+
+    def _share_job(self, job: JobDir) -> None:
+        self._share(job.path.parent.parent)  # UID/jobs/CHUNK: the items are in UID/items
 
     def _has_results(self, folder: Path) -> bool:
         return (folder / ITEMS).is_dir()

@@ -11,7 +11,7 @@ from typing import Any, TypeVar, overload
 
 from ..config.naming import ScriptLoadStop, loading_script
 from ..workspace import FileLock, JobDir, read_status
-from .base import BaseInfra, Keys, logger
+from .base import RAM, BaseInfra, Keys, logger
 from .errors import InfraConfigError, ReadOnlyError
 from .jobs import (
     COMPLETED,
@@ -89,6 +89,19 @@ class TaskInfra(BaseInfra):
         results = runtime.results
         if keys.uid in results:
             return results[keys.uid]
+        if not self.keep_in_ram:
+            return self._fetch(keys)
+        key = self._ram_key(keys)
+        forcing = self.mode == "force" and keys.uid not in runtime.forced
+        if key in RAM and not forcing:
+            results[keys.uid] = RAM[key]
+        else:
+            RAM[key] = self._fetch(keys)
+        return RAM[key]
+
+    def _fetch(self, keys: Keys) -> Any:
+        """The result read from the folder, or computed."""
+        results = self._runtime().results
         if self.folder is not None and self.mode != "force":
             folder = f"{self._method_folder()}/{keys.uid}"
             try:
@@ -216,8 +229,10 @@ class TaskInfra(BaseInfra):
                 value = runtime.get_method().func(runtime.owner)
             except Exception as exc:
                 store_failure(job, exc, started)
+                self._share(job.path)
                 return FinishedJob(error=exc, folder=job.path)
             store_result(job, value, keys.full_digest, started)
+            self._share(job.path)
         runtime.results[keys.uid] = value
         return FinishedJob(value, folder=job.path)
 
@@ -268,6 +283,7 @@ class TaskInfra(BaseInfra):
         runtime.results.pop(keys.uid, None)
         runtime.jobs.pop(keys.uid, None)
         runtime.forced.discard(keys.uid)
+        RAM.pop(self._ram_key(keys), None)
         if self.folder is None:
             return
         folder = f"{self._method_folder()}/{keys.uid}"
