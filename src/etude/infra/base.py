@@ -40,7 +40,9 @@ from .workdir import WorkDir
 
 logger = logging.getLogger("etude.infra")
 
-Cluster = Literal["debug", "local", "slurm", "auto"]
+Cluster = Literal["debug", "local", "slurm", "auto", "threadpool", "processpool"]
+#: MapInfra only: chunks of items computed by workers of this process, without job folders.
+POOLS = ("threadpool", "processpool")
 Mode = Literal["cached", "force", "retry", "read-only"]
 CONFIG, UID_CONFIG, FULL_UID_CONFIG = "config.json", "uid.json", "full-uid.json"
 _VERSION = re.compile(r"^[A-Za-z0-9._+-]+$")

@@ -67,6 +67,7 @@ class InfraMethod(property):
         arguments: int,
         exclude_from_cache_uid: ExclusionOption = None,
         item_uid: Callable[[Any], str] | None = None,
+        item_uid_max_length: int | None = None,
     ) -> None:
         super().__init__()
         if not callable(func):
@@ -77,6 +78,7 @@ class InfraMethod(property):
         self.arguments = arguments
         self.option = exclude_from_cache_uid
         self.item_uid = item_uid
+        self.item_uid_max_length = item_uid_max_length
         self.field = ""
         self.owner: type | None = None
         self.where = func.__qualname__

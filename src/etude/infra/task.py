@@ -9,9 +9,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
+import pydantic
+
 from ..config.naming import ScriptLoadStop, loading_script
 from ..workspace import FileLock, JobDir, read_status
-from .base import RAM, BaseInfra, Keys, logger
+from .base import POOLS, RAM, BaseInfra, Keys, logger
 from .errors import InfraConfigError, ReadOnlyError
 from .jobs import (
     COMPLETED,
@@ -54,6 +56,17 @@ class TaskInfra(BaseInfra):
     Declare it as a field of a pydantic model and decorate a method without arguments with
     `@infra.apply`; see docs/pydantic-infra.md.
     """
+
+    @pydantic.field_validator("cluster", mode="after")
+    @classmethod
+    def _no_pool(cls, cluster: str | None) -> str | None:
+        if cluster in POOLS:
+            raise ValueError(
+                f"cluster={cluster!r} spreads the items of a MapInfra over workers of this "
+                "process; a TaskInfra computes one result: use None, 'debug', 'local', "
+                "'slurm' or 'auto'"
+            )
+        return cluster
 
     @overload
     def apply(self, method: F, /) -> F: ...
