@@ -8,8 +8,9 @@ import textwrap
 from pathlib import Path
 
 import pydantic
+import pytest
 
-from etude.infra import TaskInfra
+from etude.infra import InfraConfigError, TaskInfra
 
 
 class Base(pydantic.BaseModel):
@@ -86,3 +87,53 @@ def test_super_call_through_another_infra_uses_the_base_cache(tmp_path: Path) ->
         "test_infra_inheritance.SubInfra2Func.func,0",
         "test_infra_inheritance.SubInfra2Func.func,12",
     ]
+
+
+def test_subclass_redeclaring_the_infra_without_applying_it_is_refused() -> None:
+    """Raised when the class is created (a RuntimeError, as exca users catch)."""
+    with pytest.raises(RuntimeError, match=r"SubInfra redeclares the infra field 'infra' of Base"):
+
+        class SubInfra(Base):
+            infra: TaskInfra = TaskInfra()
+
+
+def test_subclass_keeping_or_reapplying_the_infra_is_accepted(tmp_path: Path) -> None:
+    class SubBase(Base):
+        other: int = 0
+
+    class SubVersion(Base):
+        infra: TaskInfra = TaskInfra(version="13")
+
+        @infra.apply
+        def func(self) -> int:
+            return super().func()
+
+    assert SubBase(param=2, infra={"folder": tmp_path}).func() == 4
+    assert SubVersion(param=2, infra={"folder": tmp_path}).func() == 4
+
+
+def test_method_decorated_by_two_infras_is_refused() -> None:
+    with pytest.raises(RuntimeError, match="already decorated by another infra's apply"):
+
+        class Twice(pydantic.BaseModel):
+            infra: TaskInfra = TaskInfra()
+            infra2: TaskInfra = TaskInfra()
+
+            @infra2.apply
+            @infra.apply
+            def func(self) -> int:
+                return 1
+
+
+def test_infra_on_a_class_that_is_not_a_pydantic_model_is_refused() -> None:
+    """Even without a decorated method, as soon as the class is created (Python 3.11 wraps
+    errors of `__set_name__` in a RuntimeError; later versions raise them as they are)."""
+    with pytest.raises(RuntimeError) as info:
+
+        class NotAModel:
+            infra = TaskInfra(version="12")
+
+    error: BaseException | None = info.value
+    while error is not None and not isinstance(error, InfraConfigError):
+        error = error.__cause__
+    assert error is not None and "NotAModel is not a pydantic model" in str(error)

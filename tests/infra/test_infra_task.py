@@ -228,7 +228,17 @@ def test_clone_obj_shares_no_mutable_value(tmp_path: Path, updates: dict[str, An
     assert isinstance(clone.d, collections.OrderedDict) and list(clone.d) == ["0", "1", "2"]
 
 
+class WithHandle(pydantic.BaseModel):
+    handle: Any = None
+    infra: TaskInfra = TaskInfra()
+    _exclude_from_cls_uid = ("handle",)
+
+    @infra.apply
+    def build(self) -> int:
+        return 1
+
+
 def test_clone_obj_names_a_field_that_cannot_be_copied() -> None:
-    w = OrderedCfg(d={"lock": threading.Lock()})
-    with pytest.raises(InfraConfigError, match="field 'd' cannot be deep-copied"):
+    w = WithHandle(handle=threading.Lock())
+    with pytest.raises(InfraConfigError, match="field 'handle' cannot be deep-copied"):
         w.infra.clone_obj()

@@ -123,6 +123,15 @@ class BaseInfra(pydantic.BaseModel):
                 new.__dict__[name] = copy.deepcopy(value, memo)
         return new
 
+    def __set_name__(self, owner: type, name: str) -> None:
+        # called when a class body holds an infra: only a pydantic model can own one
+        if not (isinstance(owner, type) and issubclass(owner, pydantic.BaseModel)):
+            raise InfraConfigError(
+                f"{owner.__qualname__}.{name}: {owner.__qualname__} is not a pydantic model, "
+                f"and a {type(self).__name__} is a field of one. Derive it from "
+                "pydantic.BaseModel."
+            )
+
     def _mark_applied(self, name: str) -> None:
         if self._applied is not None:
             raise InfraConfigError(

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 
-class InfraConfigError(TypeError):
+class InfraConfigError(TypeError, RuntimeError):
     """A model or an infra is declared or configured in a way the infra cannot work with.
 
     Examples: an owner that is not a pydantic model, a decorated method with arguments, a
-    field value that cannot be part of a uid, a union without a discriminator.
+    field value that cannot be part of a uid, a union without a discriminator. A `TypeError`,
+    and a `RuntimeError` as well, which is what exca raises for most of these.
     """
+
+
+class DuplicateConfigError(InfraConfigError, ValueError):
+    """`job_array()` got two objects with the same uid (a `ValueError`, as in exca)."""
 
 
 class CacheMismatchError(RuntimeError):
@@ -19,8 +24,9 @@ class CacheMismatchError(RuntimeError):
     """
 
 
-class ReadOnlyError(LookupError):
-    """`mode="read-only"` and the result is not in the cache."""
+class ReadOnlyError(LookupError, RuntimeError):
+    """`mode="read-only"` and the result is not in the cache (a `RuntimeError` as well, as in
+    exca)."""
 
 
 class JobError(RuntimeError):

@@ -14,7 +14,7 @@ import pydantic
 from ..config.naming import ScriptLoadStop, loading_script
 from ..workspace import FileLock, JobDir, read_status
 from .base import POOLS, RAM, BaseInfra, Keys, logger
-from .errors import InfraConfigError, ReadOnlyError
+from .errors import DuplicateConfigError, InfraConfigError, ReadOnlyError
 from .jobs import (
     COMPLETED,
     FAILED,
@@ -324,22 +324,12 @@ class TaskInfra(BaseInfra):
 
 
 def submit_array(infra: TaskInfra, array: list[Any], max_workers: int | None) -> None:
-    """Start what the objects of `array` need, as one submission."""
-    runtime = infra._runtime()
-    owner_cls, field = type(runtime.owner), runtime.field
+    """Start what the objects of `array` need, as one submission.
+
+    Raises `DuplicateConfigError`, before starting anything, if two objects share a uid.
+    """
     pending: list[tuple[TaskInfra, Keys, JobDir]] = []
-    seen: set[str] = set()
-    for obj in array:
-        if type(obj) is not owner_cls:
-            raise TypeError(
-                f"job_array: got a {type(obj).__qualname__}, expected {owner_cls.__qualname__} "
-                "objects (make them with infra.clone_obj({...}))."
-            )
-        other: TaskInfra = obj.__dict__[field]
-        keys = other._keys()
-        if keys.uid in seen:
-            continue
-        seen.add(keys.uid)
+    for other, keys in _array_keys(infra, array):
         cluster = resolve_cluster(other.cluster)
         if other.folder is None or cluster is None:
             other._job(keys)  # computed here, now
@@ -368,3 +358,28 @@ def submit_array(infra: TaskInfra, array: list[Any], max_workers: int | None) ->
         other._runtime().jobs[keys.uid] = started
         _LIVE[str(job.path)] = started
         logger.debug("etude: submitted %s", job.path)
+
+
+def _array_keys(infra: TaskInfra, array: list[Any]) -> list[tuple[TaskInfra, Keys]]:
+    """The infra and keys of each object of a job array, checked: one class, distinct uids."""
+    runtime = infra._runtime()
+    owner_cls, field = type(runtime.owner), runtime.field
+    found: list[tuple[TaskInfra, Keys]] = []
+    seen: dict[str, int] = {}
+    for index, obj in enumerate(array):
+        if type(obj) is not owner_cls:
+            raise TypeError(
+                f"job_array: got a {type(obj).__qualname__}, expected {owner_cls.__qualname__} "
+                "objects (make them with infra.clone_obj({...}))."
+            )
+        other: TaskInfra = obj.__dict__[field]
+        keys = other._keys()
+        if keys.uid in seen:
+            raise DuplicateConfigError(
+                f"job_array of {infra._where()}: objects {seen[keys.uid]} and {index} have the "
+                f"same uid {keys.uid}, so one job would compute both. Append each "
+                "configuration once (values left out of the uid do not make them differ)."
+            )
+        seen[keys.uid] = index
+        found.append((other, keys))
+    return found
