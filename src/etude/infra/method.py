@@ -262,8 +262,11 @@ def install(owner: type[pydantic.BaseModel]) -> None:
 
 def check_subclass(cls: type[pydantic.BaseModel]) -> None:
     """Refuse a subclass that redeclares an applied infra field without applying it."""
-    for field in infra_fields(cls):
-        default = cls.model_fields[field].default
+    # not `infra_fields(cls)`: it caches, and an annotation may resolve only later
+    for field, info in cls.model_fields.items():
+        if not getattr(info.annotation, "__etude_infra__", False):
+            continue
+        default = info.default
         parent: Any = next(
             (base for base in cls.__mro__[1:] if field in getattr(base, "model_fields", {})),
             None,
