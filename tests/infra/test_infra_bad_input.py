@@ -10,7 +10,15 @@ import pydantic
 import pytest
 from infra_models import Counted
 
-from etude.infra import InfraConfigError, MapInfra, TaskInfra
+from etude.infra import (
+    CacheMismatchError,
+    DuplicateConfigError,
+    InfraConfigError,
+    JobError,
+    MapInfra,
+    ReadOnlyError,
+    TaskInfra,
+)
 
 
 def _raises_config_error(define: tp.Callable[[], object], pattern: str) -> None:
@@ -179,3 +187,61 @@ def test_missing_workdir_source_is_refused(tmp_path: Path) -> None:
 def test_infra_alone_is_not_attached() -> None:
     with pytest.raises(InfraConfigError, match="not attached to an object"):
         TaskInfra().uid()
+
+
+def test_uid_configuration_errors_are_raised_when_the_model_is_built() -> None:
+    class Holder(pydantic.BaseModel):
+        model_config = pydantic.ConfigDict(arbitrary_types_allowed=True)
+        thing: tp.Any = None
+        infra: TaskInfra = TaskInfra()
+
+        @infra.apply(exclude_from_cache_uid="method:no_such_method")
+        def process(self) -> int:
+            return 1
+
+    with pytest.raises(InfraConfigError, match=r"names no method of .*Holder"):
+        Holder()
+
+    class Loose(pydantic.BaseModel):
+        model_config = pydantic.ConfigDict(arbitrary_types_allowed=True)
+        thing: tp.Any = None
+        infra: TaskInfra = TaskInfra()
+
+        @infra.apply
+        def process(self) -> int:
+            return 1
+
+    assert Loose(thing=1).thing == 1  # a supported value: built
+    with pytest.raises(InfraConfigError, match=r"Loose.thing: a value of type object"):
+        Loose(thing=object())
+
+
+def test_job_array_refuses_duplicate_configurations(tmp_path: Path) -> None:
+    """Nothing starts: the error (a ValueError, as in exca) comes first."""
+    base = Counted(log=str(tmp_path / "log"), infra={"folder": tmp_path / "cache"})
+    with pytest.raises(DuplicateConfigError, match=r"objects 0 and 2 have the same uid x=0"):
+        with base.infra.job_array() as array:
+            array.extend(base.infra.clone_obj({"x": x % 2}) for x in range(3))
+    assert not (tmp_path / "log").exists()
+    assert issubclass(DuplicateConfigError, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("error", "bases"),
+    [
+        pytest.param(ReadOnlyError, (LookupError, RuntimeError), id="read-only"),
+        pytest.param(InfraConfigError, (TypeError, RuntimeError), id="config"),
+        pytest.param(DuplicateConfigError, (InfraConfigError, ValueError), id="duplicate"),
+        pytest.param(CacheMismatchError, (RuntimeError,), id="mismatch"),
+        pytest.param(JobError, (RuntimeError,), id="job"),
+    ],
+)
+def test_errors_match_the_except_clauses_of_exca_users(
+    error: type[Exception], bases: tuple[type[Exception], ...]
+) -> None:
+    assert all(issubclass(error, base) for base in bases)
+
+
+def test_read_only_error_is_caught_as_runtime_error(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="read-only"):
+        Counted(x=31, infra={"folder": tmp_path, "mode": "read-only"}).process()

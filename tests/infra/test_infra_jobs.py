@@ -124,7 +124,7 @@ def test_workdir_copy_freezes_the_code(tmp_path: Path, monkeypatch: pytest.Monke
     infra = {
         "folder": tmp_path / "cache",
         "cluster": "local",
-        "workdir": {"copied": [str(package)]},
+        "workdir": {"copied": [package]},  # a Path, as well as a string
     }
     task = Versioned(gate=str(gate), infra=infra)
     job = task.infra.job()

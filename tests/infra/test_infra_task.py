@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
+from typing import Any
 
 import pydantic
 import pytest
 from infra_models import Counted, log_lines, wait_for
 
-from etude.infra import CacheMismatchError, JobError, ReadOnlyError, TaskInfra
+from etude.infra import CacheMismatchError, InfraConfigError, JobError, ReadOnlyError, TaskInfra
 
 
 class TutorialTask(pydantic.BaseModel):
@@ -192,3 +195,50 @@ def test_two_processes_compute_one_result(tmp_path: Path) -> None:
     assert outputs == ["12", "12"]
     assert [p.returncode for p in procs] == [0, 0]
     assert len(log_lines(log)) == 1
+
+
+class Holder(pydantic.BaseModel):
+    values: list[Any] = []
+    other: int = 0
+
+
+class OrderedCfg(pydantic.BaseModel):
+    d: collections.OrderedDict[str, Any] = collections.OrderedDict()
+    sub: Holder = Holder()
+    infra: TaskInfra = TaskInfra()
+
+    @infra.apply
+    def build(self) -> str:
+        return ",".join(self.d)
+
+
+@pytest.mark.parametrize(
+    "updates",
+    [pytest.param({}, id="no-update"), pytest.param({"sub.other": 1}, id="dotted-update")],
+)
+def test_clone_obj_shares_no_mutable_value(tmp_path: Path, updates: dict[str, Any]) -> None:
+    w = OrderedCfg(
+        d={str(k): [1] for k in range(3)}, sub={"values": [1]}, infra={"folder": tmp_path}
+    )
+    clone = w.infra.clone_obj(updates)
+    assert (clone.infra.uid() == w.infra.uid()) == (not updates)
+    clone.d["0"][0] = 12
+    clone.sub.values.append(2)
+    assert w.d["0"] == [1] and w.sub.values == [1]
+    assert isinstance(clone.d, collections.OrderedDict) and list(clone.d) == ["0", "1", "2"]
+
+
+class WithHandle(pydantic.BaseModel):
+    handle: Any = None
+    infra: TaskInfra = TaskInfra()
+    _exclude_from_cls_uid = ("handle",)
+
+    @infra.apply
+    def build(self) -> int:
+        return 1
+
+
+def test_clone_obj_names_a_field_that_cannot_be_copied() -> None:
+    w = WithHandle(handle=threading.Lock())
+    with pytest.raises(InfraConfigError, match="field 'handle' cannot be deep-copied"):
+        w.infra.clone_obj()

@@ -12,7 +12,14 @@ class Train(pydantic.BaseModel):
 See docs/pydantic-infra.md. Importing `etude` does not import this package (nor pydantic).
 """
 
-from .errors import CacheMismatchError, InfraConfigError, JobError, ReadOnlyError, SubmitError
+from .errors import (
+    CacheMismatchError,
+    DuplicateConfigError,
+    InfraConfigError,
+    JobError,
+    ReadOnlyError,
+    SubmitError,
+)
 from .itemstore import register_serializer
 from .jobs import Job
 from .lookup import SlurmJobInfo, find_slurm_job
@@ -22,6 +29,7 @@ from .workdir import WorkDir
 
 __all__ = [
     "CacheMismatchError",
+    "DuplicateConfigError",
     "InfraConfigError",
     "Job",
     "JobError",

@@ -30,19 +30,25 @@ import pydantic
 from ..config.naming import type_name
 from ..workspace import JobDir, read_json
 from ..workspace.atomic import CorruptFileError
+from . import permissions as sharing
 from .errors import CacheMismatchError, InfraConfigError
 from .method import Runtime, infra_fields
+from .permissions import Permissions
 from .results import job_dir, write_json_quick
 from .uid import digest, encode_model, python_config, uid_string
 from .workdir import WorkDir
 
 logger = logging.getLogger("etude.infra")
 
-Cluster = Literal["debug", "local", "slurm", "auto"]
+Cluster = Literal["debug", "local", "slurm", "auto", "threadpool", "processpool"]
+#: MapInfra only: chunks of items computed by workers of this process, without job folders.
+POOLS = ("threadpool", "processpool")
 Mode = Literal["cached", "force", "retry", "read-only"]
 CONFIG, UID_CONFIG, FULL_UID_CONFIG = "config.json", "uid.json", "full-uid.json"
 _VERSION = re.compile(r"^[A-Za-z0-9._+-]+$")
 _METHOD_FOLDERS: dict[tuple[str, type, str, str], str] = {}
+#: `keep_in_ram=True`: results kept for the life of the process, by `BaseInfra._ram_key`.
+RAM: dict[tuple[Any, ...], Any] = {}
 
 
 class Keys(NamedTuple):
@@ -68,10 +74,13 @@ class BaseInfra(pydantic.BaseModel):
     mode: Mode = "cached"
     version: str = "0"
     workdir: WorkDir | None = None
+    keep_in_ram: bool = False
+    permissions: Permissions | None = None
     # job resources (Slurm options; the local launcher ignores them)
     job_name: str | None = None
     timeout_min: pydantic.PositiveInt | None = None
     nodes: pydantic.PositiveInt | None = None
+    tasks_per_node: pydantic.PositiveInt | None = None
     cpus_per_task: pydantic.PositiveInt | None = None
     gpus_per_node: pydantic.NonNegativeInt | None = None
     mem_gb: pydantic.PositiveFloat | None = None
@@ -80,6 +89,7 @@ class BaseInfra(pydantic.BaseModel):
     slurm_qos: str | None = None
     slurm_constraint: str | None = None
     slurm_additional_parameters: dict[str, str | int | float | bool] | None = None
+    slurm_setup: list[str] | None = None
 
     _rt: Runtime | None = pydantic.PrivateAttr(None)
     _applied: str | None = pydantic.PrivateAttr(None)
@@ -88,6 +98,11 @@ class BaseInfra(pydantic.BaseModel):
     @classmethod
     def _absolute(cls, folder: Path | None) -> Path | None:
         return None if folder is None else folder.expanduser().absolute()
+
+    @pydantic.field_validator("permissions", mode="before")
+    @classmethod
+    def _check_permissions(cls, value: Any) -> Any:
+        return sharing.check(value)  # before validation: True is not the mode 1
 
     @pydantic.field_validator("version", mode="after")
     @classmethod
@@ -105,11 +120,20 @@ class BaseInfra(pydantic.BaseModel):
         if self.__pydantic_private__ and self.__pydantic_private__.get("_rt") is not None:
             return super().__deepcopy__(memo)
         new = self.__copy__()
-        for name in ("workdir", "slurm_additional_parameters"):
+        for name in ("workdir", "slurm_additional_parameters", "slurm_setup"):
             value = new.__dict__[name]
             if value is not None:
                 new.__dict__[name] = copy.deepcopy(value, memo)
         return new
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        # called when a class body holds an infra: only a pydantic model can own one
+        if not (isinstance(owner, type) and issubclass(owner, pydantic.BaseModel)):
+            raise InfraConfigError(
+                f"{owner.__qualname__}.{name}: {owner.__qualname__} is not a pydantic model, "
+                f"and a {type(self).__name__} is a field of one. Derive it from "
+                "pydantic.BaseModel."
+            )
 
     def _mark_applied(self, name: str) -> None:
         if self._applied is not None:
@@ -145,6 +169,12 @@ class BaseInfra(pydantic.BaseModel):
             owner, type(owner).__qualname__, exclude=method.cache_exclusion(owner)
         )
         return Keys(uid_string(short), short, full, digest(full)[:16])
+
+    def _ram_key(self, keys: Keys) -> tuple[Any, ...]:
+        """Where `keep_in_ram` keeps this object's result(s) in `RAM`."""
+        runtime = self._runtime()
+        name = runtime.get_method().name
+        return (type(runtime.owner), name, self.version, self.folder, keys.uid, keys.full_digest)
 
     def uid(self) -> str:
         """The uid of this object's cache: readable non-default values and a short hash."""
@@ -192,7 +222,18 @@ class BaseInfra(pydantic.BaseModel):
         write_json_quick(job.path / CONFIG, _whole_config(owner))
         write_json_quick(full_path, keys.full)
         self._runtime().checked.add(str(job.path))
+        self._share(job.path)
         return job
+
+    def _share(self, uid_folder: Path) -> None:
+        """Apply `permissions` to the method folder and to everything in `uid_folder`."""
+        if self.permissions is not None:
+            sharing.apply(self.permissions, [uid_folder.parent], recursive=False)
+            sharing.apply(self.permissions, [uid_folder], recursive=True)
+
+    def _share_job(self, job: JobDir) -> None:
+        """Apply `permissions` after a job process wrote into `job` (its uid folder)."""
+        self._share(job.path)
 
     def _check_configs(self, folder: Path, keys: Keys) -> None:
         """Raise `CacheMismatchError` if `folder` was made for another full config."""
@@ -231,7 +272,12 @@ class BaseInfra(pydantic.BaseModel):
     # --- other objects ---------------------------------------------------------------------
 
     def clone_obj(self, *updates: dict[str, Any], **kwargs: Any) -> Any:
-        """A copy of the owner with `updates` applied (dotted keys reach nested fields)."""
+        """A deep copy of the owner with `updates` applied (dotted keys reach nested fields).
+
+        The clone shares no mutable value with the owner, whatever the container type (an
+        `Any` value or an `OrderedDict` is not copied by pydantic's validation). Raises
+        `InfraConfigError` naming the field whose value cannot be deep-copied.
+        """
         owner = self._runtime().owner
         changes: dict[str, Any] = {}
         for update in updates:
@@ -242,7 +288,7 @@ class BaseInfra(pydantic.BaseModel):
             data[field] = dict(owner.__dict__[field].__dict__)
         for key, value in changes.items():
             _set_dotted(owner, data, key.split("."), value)
-        return type(owner)(**data)
+        return type(owner)(**{name: _deep_copy(name, value) for name, value in data.items()})
 
     def iter_cached(self) -> Iterator[Any]:
         """Objects of this class whose results are in the method folder (rebuilt from
@@ -282,6 +328,17 @@ def _whole_config(owner: pydantic.BaseModel) -> dict[str, Any]:
     for field in fields:
         config[field] = {"version": owner.__dict__[field].version}
     return config
+
+
+def _deep_copy(name: str, value: Any) -> Any:
+    try:
+        return copy.deepcopy(value)
+    except Exception as exc:  # an object that refuses copying (a lock, an open file...)
+        raise InfraConfigError(
+            f"clone_obj: the value of field {name!r} cannot be deep-copied "
+            f"({type(exc).__name__}: {exc}). Give the clone another value, e.g. "
+            f"clone_obj({{{name!r}: ...}}), or make the value copyable."
+        ) from exc
 
 
 def _set_dotted(owner: Any, data: dict[str, Any], parts: list[str], value: Any) -> None:

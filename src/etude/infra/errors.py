@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 
-class InfraConfigError(TypeError):
+class InfraConfigError(TypeError, RuntimeError):
     """A model or an infra is declared or configured in a way the infra cannot work with.
 
     Examples: an owner that is not a pydantic model, a decorated method with arguments, a
-    field value that cannot be part of a uid, a union without a discriminator.
+    field value that cannot be part of a uid, a union without a discriminator. A `TypeError`,
+    and a `RuntimeError` as well, which is what exca raises for most of these.
     """
 
 
@@ -19,6 +20,10 @@ class SubmitError(OSError):
     """
 
 
+class DuplicateConfigError(InfraConfigError, ValueError):
+    """`job_array()` got two objects with the same uid (a `ValueError`, as in exca)."""
+
+
 class CacheMismatchError(RuntimeError):
     """The cache folder of a uid holds results of a different configuration.
 
@@ -27,8 +32,9 @@ class CacheMismatchError(RuntimeError):
     """
 
 
-class ReadOnlyError(LookupError):
-    """`mode="read-only"` and the result is not in the cache."""
+class ReadOnlyError(LookupError, RuntimeError):
+    """`mode="read-only"` and the result is not in the cache (a `RuntimeError` as well, as in
+    exca)."""
 
 
 class JobError(RuntimeError):

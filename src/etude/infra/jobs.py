@@ -227,8 +227,12 @@ def slurm_options(infra: BaseInfra, default_name: str) -> dict[str, Any]:
             extra.append(flag)
         elif value is not False:
             extra.append(f"{flag}={value}")
+    if infra.tasks_per_node is not None:
+        extra.append(f"--ntasks-per-node={infra.tasks_per_node}")
     if extra:
         options["extra_options"] = extra
+    if infra.slurm_setup:
+        options["setup"] = list(infra.slurm_setup)
     return options
 
 
@@ -254,6 +258,8 @@ def submit(
     if cluster != "debug":  # "debug" reads the payload in this process
         pickling.check_script_readable(subs[0].owner, subs[0].items, f"cluster={cluster!r}")
     sys_path = _write_payloads(infra, subs, cluster, method_folder)
+    for sub in subs:
+        infra._share_job(sub.job)  # `permissions`: payloads and parameters just written
     if cluster == "debug":
         jobs: list[Job] = []
         for sub in subs:

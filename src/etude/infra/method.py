@@ -67,8 +67,15 @@ class InfraMethod(property):
         arguments: int,
         exclude_from_cache_uid: ExclusionOption = None,
         item_uid: Callable[[Any], str] | None = None,
+        item_uid_max_length: int | None = None,
     ) -> None:
         super().__init__()
+        if isinstance(func, InfraMethod):
+            raise InfraConfigError(
+                f"@infra.apply on {func.where}: the method is already decorated by another "
+                "infra's apply; one infra caches one method. Remove one of the decorators, or "
+                "decorate a second method that calls the first."
+            )
         if not callable(func):
             raise InfraConfigError(f"@infra.apply decorates a method, got {func!r}.")
         self.infra = infra
@@ -77,6 +84,7 @@ class InfraMethod(property):
         self.arguments = arguments
         self.option = exclude_from_cache_uid
         self.item_uid = item_uid
+        self.item_uid_max_length = item_uid_max_length
         self.field = ""
         self.owner: type | None = None
         self.where = func.__qualname__
@@ -121,6 +129,11 @@ class InfraMethod(property):
         return functools.partial(self._call, obj)
 
     def _call(self, obj: pydantic.BaseModel, *args: Any) -> Any:
+        if method_for(type(obj), self.field) is not self:
+            # An override of this method, decorated by the same infra field, calls it through
+            # `super()`: this call is part of the override's computation, cached under the
+            # override's uid; caching it again under the same uid would wait for itself.
+            return self.func(obj, *args)
         infra = obj.__dict__[self.field]
         runtime = infra.__pydantic_private__["_rt"]
         if runtime is None or runtime.owner is not obj:
@@ -216,8 +229,11 @@ def install(owner: type[pydantic.BaseModel]) -> None:
 
     def __init__(self: pydantic.BaseModel, /, **data: Any) -> None:
         init(self, **data)
-        for field in infra_fields(type(self)):
-            link(self, field)
+        cls = type(self)
+        for field in infra_fields(cls):
+            infra = link(self, field)
+            if _find_method(cls, field) is not None:
+                infra._keys()  # a uid configuration error is raised now, not at the first call
 
     __init__.__etude_infra_init__ = True  # type: ignore[attr-defined]
     __init__.__qualname__ = f"{owner.__qualname__}.__init__"
@@ -232,6 +248,44 @@ def install(owner: type[pydantic.BaseModel]) -> None:
         return new
 
     setattr(owner, "__copy__", __copy__)
+    own = owner.__dict__.get("__pydantic_init_subclass__")  # the class's own hook, if any
+
+    def __pydantic_init_subclass__(cls: type[pydantic.BaseModel], **kwargs: Any) -> None:
+        if isinstance(own, classmethod):
+            own.__func__(cls, **kwargs)
+        else:
+            super(owner, cls).__pydantic_init_subclass__(**kwargs)  # type: ignore[misc]
+        check_subclass(cls)  # subclasses are checked once pydantic has built them
+
+    setattr(owner, "__pydantic_init_subclass__", classmethod(__pydantic_init_subclass__))
+
+
+def check_subclass(cls: type[pydantic.BaseModel]) -> None:
+    """Refuse a subclass that redeclares an applied infra field without applying it."""
+    # not `infra_fields(cls)`: it caches, and an annotation may resolve only later
+    for field, info in cls.model_fields.items():
+        if not getattr(info.annotation, "__etude_infra__", False):
+            continue
+        default = info.default
+        parent: Any = next(
+            (base for base in cls.__mro__[1:] if field in getattr(base, "model_fields", {})),
+            None,
+        )
+        if parent is None or parent.model_fields[field].default is default:
+            continue
+        inherited = _find_method(parent, field)
+        if inherited is None:
+            continue
+        if any(isinstance(v, InfraMethod) and v.infra is default for v in vars(cls).values()):
+            continue
+        raise InfraConfigError(
+            f"{cls.__qualname__} redeclares the infra field {field!r} of "
+            f"{parent.__qualname__} without decorating a method with it, so "
+            f"{inherited.where} would be cached by an infra that does not apply it. Set the "
+            f"infra's values per object ({cls.__qualname__}({field}={{...}})) instead, or "
+            f"override the method too: `@{field}.apply` above `def {inherited.name}(self): "
+            f"return super().{inherited.name}()`."
+        )
 
 
 _INFRA_FIELDS: dict[type, tuple[str, ...]] = {}
@@ -251,6 +305,17 @@ def infra_fields(cls: type[pydantic.BaseModel]) -> tuple[str, ...]:
 
 def method_for(cls: type, field: str) -> InfraMethod:
     """The method decorated by the infra in `field` (the most derived one)."""
+    method = _find_method(cls, field)
+    if method is None:
+        raise InfraConfigError(
+            f"{cls.__qualname__}.{field}: no method is decorated with @{field}.apply, so this "
+            "infra has nothing to compute or cache. Decorate one, e.g. `@infra.apply` above "
+            "`def process(self): ...`."
+        )
+    return method
+
+
+def _find_method(cls: type, field: str) -> InfraMethod | None:
     key = (cls, field)
     if key not in _METHODS:
         found = None
@@ -262,14 +327,7 @@ def method_for(cls: type, field: str) -> InfraMethod:
             if found is not None:
                 break
         _METHODS[key] = found
-    method = _METHODS[key]
-    if method is None:
-        raise InfraConfigError(
-            f"{cls.__qualname__}.{field}: no method is decorated with @{field}.apply, so this "
-            "infra has nothing to compute or cache. Decorate one, e.g. `@infra.apply` above "
-            "`def process(self): ...`."
-        )
-    return method
+    return _METHODS[key]
 
 
 def link(obj: pydantic.BaseModel, field: str) -> BaseInfra:

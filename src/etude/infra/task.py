@@ -9,10 +9,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
+import pydantic
+
 from ..config.naming import ScriptLoadStop, loading_script
 from ..workspace import FileLock, JobDir, read_status
-from .base import BaseInfra, Keys, logger
-from .errors import InfraConfigError, ReadOnlyError
+from .base import POOLS, RAM, BaseInfra, Keys, logger
+from .errors import DuplicateConfigError, InfraConfigError, ReadOnlyError
 from .jobs import (
     COMPLETED,
     FAILED,
@@ -56,6 +58,17 @@ class TaskInfra(BaseInfra):
     `@infra.apply`; see docs/pydantic-infra.md.
     """
 
+    @pydantic.field_validator("cluster", mode="after")
+    @classmethod
+    def _no_pool(cls, cluster: str | None) -> str | None:
+        if cluster in POOLS:
+            raise ValueError(
+                f"cluster={cluster!r} spreads the items of a MapInfra over workers of this "
+                "process; a TaskInfra computes one result: use None, 'debug', 'local', "
+                "'slurm' or 'auto'"
+            )
+        return cluster
+
     @overload
     def apply(self, method: F, /) -> F: ...
 
@@ -90,6 +103,19 @@ class TaskInfra(BaseInfra):
         results = runtime.results
         if keys.uid in results:
             return results[keys.uid]
+        if not self.keep_in_ram:
+            return self._fetch(keys)
+        key = self._ram_key(keys)
+        forcing = self.mode == "force" and keys.uid not in runtime.forced
+        if key in RAM and not forcing:
+            results[keys.uid] = RAM[key]
+        else:
+            RAM[key] = self._fetch(keys)
+        return RAM[key]
+
+    def _fetch(self, keys: Keys) -> Any:
+        """The result read from the folder, or computed."""
+        results = self._runtime().results
         if self.folder is not None and self.mode != "force":
             folder = f"{self._method_folder()}/{keys.uid}"
             try:
@@ -219,8 +245,10 @@ class TaskInfra(BaseInfra):
                 value = runtime.get_method().func(runtime.owner)
             except Exception as exc:
                 store_failure(job, exc, started)
+                self._share(job.path)
                 return FinishedJob(error=exc, folder=job.path)
             store_result(job, value, keys.full_digest, started)
+            self._share(job.path)
         runtime.results[keys.uid] = value
         return FinishedJob(value, folder=job.path)
 
@@ -271,6 +299,7 @@ class TaskInfra(BaseInfra):
         runtime.results.pop(keys.uid, None)
         runtime.jobs.pop(keys.uid, None)
         runtime.forced.discard(keys.uid)
+        RAM.pop(self._ram_key(keys), None)
         if self.folder is None:
             return
         folder = f"{self._method_folder()}/{keys.uid}"
@@ -298,22 +327,12 @@ class TaskInfra(BaseInfra):
 
 
 def submit_array(infra: TaskInfra, array: list[Any], max_workers: int | None) -> None:
-    """Start what the objects of `array` need, as one submission."""
-    runtime = infra._runtime()
-    owner_cls, field = type(runtime.owner), runtime.field
+    """Start what the objects of `array` need, as one submission.
+
+    Raises `DuplicateConfigError`, before starting anything, if two objects share a uid.
+    """
     pending: list[tuple[TaskInfra, Keys, JobDir]] = []
-    seen: set[str] = set()
-    for obj in array:
-        if type(obj) is not owner_cls:
-            raise TypeError(
-                f"job_array: got a {type(obj).__qualname__}, expected {owner_cls.__qualname__} "
-                "objects (make them with infra.clone_obj({...}))."
-            )
-        other: TaskInfra = obj.__dict__[field]
-        keys = other._keys()
-        if keys.uid in seen:
-            continue
-        seen.add(keys.uid)
+    for other, keys in _array_keys(infra, array):
         cluster = resolve_cluster(other.cluster)
         if other.folder is None or cluster is None:
             other._job(keys)  # computed here, now
@@ -342,3 +361,28 @@ def submit_array(infra: TaskInfra, array: list[Any], max_workers: int | None) ->
         other._runtime().jobs[keys.uid] = started
         _LIVE[str(job.path)] = started
         logger.debug("etude: submitted %s", job.path)
+
+
+def _array_keys(infra: TaskInfra, array: list[Any]) -> list[tuple[TaskInfra, Keys]]:
+    """The infra and keys of each object of a job array, checked: one class, distinct uids."""
+    runtime = infra._runtime()
+    owner_cls, field = type(runtime.owner), runtime.field
+    found: list[tuple[TaskInfra, Keys]] = []
+    seen: dict[str, int] = {}
+    for index, obj in enumerate(array):
+        if type(obj) is not owner_cls:
+            raise TypeError(
+                f"job_array: got a {type(obj).__qualname__}, expected {owner_cls.__qualname__} "
+                "objects (make them with infra.clone_obj({...}))."
+            )
+        other: TaskInfra = obj.__dict__[field]
+        keys = other._keys()
+        if keys.uid in seen:
+            raise DuplicateConfigError(
+                f"job_array of {infra._where()}: objects {seen[keys.uid]} and {index} have the "
+                f"same uid {keys.uid}, so one job would compute both. Append each "
+                "configuration once (values left out of the uid do not make them differ)."
+            )
+        seen[keys.uid] = index
+        found.append((other, keys))
+    return found

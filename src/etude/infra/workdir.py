@@ -41,6 +41,14 @@ class WorkDir(pydantic.BaseModel):
     excludes: list[str] = list(DEFAULT_EXCLUDES)
     folder: Path | None = None
 
+    @pydantic.field_validator("copied", mode="before")
+    @classmethod
+    def _paths_as_strings(cls, copied: object) -> object:
+        # `Path` objects are as welcome as strings (a package name stays a string)
+        if isinstance(copied, (list, tuple)):
+            return [os.fspath(item) if isinstance(item, os.PathLike) else item for item in copied]
+        return copied
+
 
 @dataclass
 class CodeCopy:

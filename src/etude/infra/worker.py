@@ -35,13 +35,15 @@ def run_folder(path: Path, *, in_job_process: bool) -> BaseException | None:
         print(f"etude: {path} is computed by another process; skipping it.", file=sys.stderr)
         return None
     started = time.time()
+    infra = None
     try:
         if job.done.exists():
             return None  # computed while this process waited for its turn
         write_json_quick(job.process, process_record(sys.argv if in_job_process else None))
         owner, field, items, meta = read_payload(payload_path(job), in_job_process=in_job_process)
+        infra = owner.__dict__[field]
         job_started(job.path)
-        owner.__dict__[field]._run_job(job, items, meta, started)
+        infra._run_job(job, items, meta, started)
         job_ended("completed")
         return None
     except BaseException as exc:
@@ -52,6 +54,8 @@ def run_folder(path: Path, *, in_job_process: bool) -> BaseException | None:
             traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
         return exc
     finally:
+        if infra is not None:
+            infra._share_job(job)  # `permissions`: what this process wrote
         lock.release()
 
 

@@ -3,7 +3,7 @@
 from .atomic import CorruptFileError, read_json, write_atomic, write_json_atomic
 from .cache import cache
 from .layout import JobDir, Workspace, WorkspaceError, current_workspace, short_name
-from .locks import FileLock, is_locked
+from .locks import FileLock, LockReentryError, is_locked
 from .partial import Partial, partial
 from .status import STATES, JobStatus, check_done, process_alive, read_done, read_status, undo_done
 
@@ -13,6 +13,7 @@ __all__ = [
     "FileLock",
     "JobDir",
     "JobStatus",
+    "LockReentryError",
     "Partial",
     "Workspace",
     "WorkspaceError",
