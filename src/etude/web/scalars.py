@@ -16,6 +16,9 @@ import numpy as np
 
 #: A range holding at most this many points per pixel column is sent whole.
 POINTS_PER_COLUMN = 4
+#: From this many points per pixel column on, each column's extremes are found by a loop over
+#: the columns (a numpy call each) rather than over the whole series at once.
+LOOP_FROM = 512
 #: EMA chunk: a**-k must stay far from overflow (see `smooth`).
 _MAX_EXPONENT = 300.0
 
@@ -56,13 +59,41 @@ def reduce_for_width(x: np.ndarray, y: np.ndarray, width: int, low: float | None
         return x, y, False
     starts = _column_starts(x, low, high - low, width)
     ends = np.append(starts[1:], len(x))
-    # Per column, its first lowest and first highest point: a loop over columns (at most
-    # width + 2) with no temporary as long as the series (which cost more, once per read).
+    if len(x) >= LOOP_FROM * len(starts):
+        lowest, highest = _extremes_by_column(y, starts, ends)
+    else:
+        lowest, highest = _extremes_at_once(y, starts, ends)
+    keep = np.unique(np.concatenate((starts, ends - 1, lowest, highest)))
+    return x[keep], y[keep], True
+
+
+def _extremes_by_column(y: np.ndarray, starts: np.ndarray,
+                        ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The index of each column's first lowest and first highest point, by a loop over the
+    columns: no temporary as long as the series (those cost most on a first read)."""
     bounds = list(zip(starts.tolist(), ends.tolist(), strict=True))
     lowest = [first + int(y[first:stop].argmin()) for first, stop in bounds]
     highest = [first + int(y[first:stop].argmax()) for first, stop in bounds]
-    keep = np.unique(np.concatenate((starts, ends - 1, lowest, highest)))
-    return x[keep], y[keep], True
+    return np.array(lowest, dtype=np.int64), np.array(highest, dtype=np.int64)
+
+
+def _extremes_at_once(y: np.ndarray, starts: np.ndarray,
+                      ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """As _extremes_by_column, over the whole series at once (cheaper for few points per
+    column than a numpy call per column)."""
+    counts = ends - starts
+    segment = np.repeat(np.arange(len(starts)), counts)
+    lowest = _first_where(y == np.repeat(np.minimum.reduceat(y, starts), counts), segment)
+    highest = _first_where(y == np.repeat(np.maximum.reduceat(y, starts), counts), segment)
+    return lowest, highest
+
+
+def _first_where(mask: np.ndarray, segment: np.ndarray) -> np.ndarray:
+    """Per segment (every segment has a True), the index of its first True."""
+    found = np.flatnonzero(mask)
+    owners = segment[found]
+    first = np.concatenate(([True], owners[1:] != owners[:-1]))
+    return found[first]
 
 
 def _column_starts(x: np.ndarray, low: float, span: float, width: int) -> np.ndarray:
