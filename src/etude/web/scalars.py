@@ -63,7 +63,7 @@ def reduce_for_width(x: np.ndarray, y: np.ndarray, width: int, low: float | None
         lowest, highest = _extremes_by_column(y, starts, ends)
     else:
         lowest, highest = _extremes_at_once(y, starts, ends)
-    keep = np.unique(np.concatenate((starts, ends - 1, lowest, highest)))
+    keep = _sorted_distinct(np.concatenate((starts, ends - 1, lowest, highest)))
     return x[keep], y[keep], True
 
 
@@ -86,6 +86,13 @@ def _extremes_at_once(y: np.ndarray, starts: np.ndarray,
     lowest = _first_where(y == np.repeat(np.minimum.reduceat(y, starts), counts), segment)
     highest = _first_where(y == np.repeat(np.maximum.reduceat(y, starts), counts), segment)
     return lowest, highest
+
+
+def _sorted_distinct(indices: np.ndarray) -> np.ndarray:
+    """np.unique of a few indices, without the import np.unique makes on its first call (a
+    server's first chart paid it)."""
+    ordered = np.sort(indices)
+    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
 
 
 def _first_where(mask: np.ndarray, segment: np.ndarray) -> np.ndarray:
@@ -118,7 +125,7 @@ def _column_starts(x: np.ndarray, low: float, span: float, width: int) -> np.nda
         before = open_ & (columns < wanted)
         lo = np.where(before, middle + 1, lo)
         hi = np.where(open_ & ~before, middle, hi)
-    return np.unique(np.concatenate(([0], lo[lo < len(x)])))
+    return _sorted_distinct(np.concatenate(([0], lo[lo < len(x)])))
 
 
 def smooth(y: np.ndarray, weight: float) -> np.ndarray:
