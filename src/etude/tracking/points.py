@@ -8,7 +8,8 @@ A chunk holds the points of one series reported since the previous flush:
 
 Chunks are appended with one `write` each by the run's flusher thread. A process killed in
 the middle of a write leaves a short or damaged last chunk: readers stop at the first chunk
-that is short or whose checksum fails, so what was flushed before is always readable.
+that is short or whose checksum fails, so what was flushed before is always readable (a
+reader of one title checks the headers of other titles' chunks, not their payload).
 NaN and infinities are stored as they are.
 """
 
