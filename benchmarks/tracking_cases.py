@@ -158,13 +158,14 @@ class Etude:
         return {"seconds": seconds, "runs": found}
 
     def populate(self, count: int) -> dict[str, Any]:
-        """`count` ended runs written straight into the index of a new workspace (no folders:
-        the index keeps them as long as `runs/` is not listed again)."""
+        """`count` ended runs written straight into the index of a workspace (no folders: the
+        index keeps them as long as `runs/` is not listed again; runs already in `runs/` are
+        ingested first)."""
         from etude.store import open_store, refresh
         from etude.store.database import run_write
         from etude.store.runs import write_runs_in
 
-        (self.ws / "runs").mkdir(parents=True)  # listed once by the refresh below, empty
+        (self.ws / "runs").mkdir(parents=True, exist_ok=True)  # listed once by the refresh below
         now, began = time.time(), time.perf_counter()
         with open_store(self.ws) as store:
             refresh(store)

@@ -8,7 +8,8 @@ A chunk holds the points of one series reported since the previous flush:
 
 Chunks are appended with one `write` each by the run's flusher thread. A process killed in
 the middle of a write leaves a short or damaged last chunk: readers stop at the first chunk
-that is short or whose checksum fails, so what was flushed before is always readable.
+that is short or whose checksum fails, so what was flushed before is always readable (a
+reader of one title checks the headers of other titles' chunks, not their payload).
 NaN and infinities are stored as they are.
 """
 
@@ -105,7 +106,85 @@ def read_points(
     path: str | os.PathLike[str], title: str | None = None
 ) -> dict[str, dict[str, tuple[Any, Any, Any]]]:
     """`{title: {series: (iterations, values, times)}}` from a scalars file, in the order
-    reported; numpy arrays when numpy is installed, else lists. `title` keeps one title."""
+    reported; numpy arrays when numpy is installed, else lists. `title` keeps one title: the
+    chunks of other titles are skipped by their header (their payload is neither read nor
+    checked), so reading one title of a file of many costs that title's bytes."""
+    try:
+        import numpy  # noqa: F401  (lazily: tracking works without numpy, as lists)
+    except ImportError:
+        return _read_lists(path, title)
+    try:
+        with open(path, "rb", buffering=_HEADER_BUFFER) as stream:
+            return _read_arrays(stream, title)
+    except FileNotFoundError:
+        return {}
+
+
+#: Read-ahead while walking headers: the small chunks that follow come with one read.
+_HEADER_BUFFER = 64 * 1024
+_Chunk = tuple[SeriesKey, int, bytes, int, int]  # series, payload offset, name, count, crc
+
+
+def _walk_headers(stream: Any, size: int, title: str | None) -> list[_Chunk]:
+    """The whole-looking chunks of `title` (all titles if None), up to the first header that
+    is short, not a chunk's or runs past the end of the file."""
+    keys: dict[bytes, SeriesKey] = {}
+    found: list[_Chunk] = []
+    at = 0
+    while at + HEADER.size <= size:
+        stream.seek(at)
+        head = stream.read(HEADER.size)
+        magic, name_length, count, crc = HEADER.unpack(head)
+        end = at + HEADER.size + name_length + 24 * count
+        if magic != MAGIC or end > size:
+            break
+        name = stream.read(name_length)
+        key = keys.get(name)
+        if key is None:
+            try:
+                series_title, series = json.loads(name)
+            except ValueError:  # a damaged name: the end of what can be trusted
+                break
+            key = keys[name] = (str(series_title), str(series))
+        if title is None or key[0] == title:
+            found.append((key, at + HEADER.size + name_length, name, count, crc))
+        at = end
+    return found
+
+
+def _read_arrays(stream: Any, title: str | None) -> dict[str, dict[str, tuple[Any, Any, Any]]]:
+    """read_points with numpy: each series' three arrays are allocated once at their full
+    length and every chunk is read straight into its place (no per-chunk copies), then
+    checked. At the first chunk whose checksum fails, every series is cut where it was."""
+    import numpy as np
+
+    chunks = _walk_headers(stream, os.fstat(stream.fileno()).st_size, title)
+    totals: dict[SeriesKey, int] = {}
+    for key, _, _, count, _ in chunks:
+        totals[key] = totals.get(key, 0) + count
+    columns = {key: (np.empty(total, "<i8"), np.empty(total, "<f8"), np.empty(total, "<f8"))
+               for key, total in totals.items()}
+    filled: dict[SeriesKey, int] = {}  # the series with a chunk read and checked
+    for key, offset, name, count, crc in chunks:
+        begin = filled.get(key, 0)
+        parts = [column[begin:begin + count] for column in columns[key]]
+        stream.seek(offset)
+        whole = all(stream.readinto(part) == part.nbytes for part in parts)
+        check = zlib.crc32(name)
+        for part in parts:
+            check = zlib.crc32(part.data, check)
+        if not whole or check != crc:
+            break
+        filled[key] = begin + count
+    result: dict[str, dict[str, tuple[Any, Any, Any]]] = {}
+    for key, size in filled.items():
+        iterations, values, times = columns[key]
+        result.setdefault(key[0], {})[key[1]] = (iterations[:size], values[:size], times[:size])
+    return result
+
+
+def _read_lists(path: str | os.PathLike[str],
+                title: str | None) -> dict[str, dict[str, tuple[Any, Any, Any]]]:
     try:
         with open(path, "rb") as stream:
             data = stream.read()
@@ -117,23 +196,8 @@ def read_points(
             parts.setdefault(key, []).append((arrays, count))
     result: dict[str, dict[str, tuple[Any, Any, Any]]] = {}
     for (series_title, series), chunks in parts.items():
-        result.setdefault(series_title, {})[series] = _join(chunks)
+        result.setdefault(series_title, {})[series] = _join_lists(chunks)
     return result
-
-
-def _join(chunks: list[tuple[memoryview, int]]) -> tuple[Any, Any, Any]:
-    try:
-        import numpy as np  # lazily: tracking works without numpy, as lists
-    except ImportError:
-        return _join_lists(chunks)
-    columns: list[list[Any]] = [[], [], []]
-    for arrays, count in chunks:
-        raw = np.frombuffer(arrays, dtype=np.uint8)
-        columns[0].append(raw[: 8 * count].view("<i8"))
-        columns[1].append(raw[8 * count : 16 * count].view("<f8"))
-        columns[2].append(raw[16 * count :].view("<f8"))
-    joined = [np.concatenate(column) if len(column) > 1 else column[0].copy() for column in columns]
-    return joined[0], joined[1], joined[2]
 
 
 def _join_lists(chunks: list[tuple[memoryview, int]]) -> tuple[Any, Any, Any]:

@@ -183,8 +183,9 @@ def run_chart(request: Request, ref: str, title: str, width: int = 1000, x: str 
     or each pixel column's first, last, lowest and highest when there are more."""
     source = source_of(request)
     run = source.run(ref)
-    return {"title": title, "x": x,
-            "series": _chart(source, run, title, width, x, xmin, xmax, smooth, "")}
+    # A response, not a dict: FastAPI would walk the points to re-encode them first.
+    return JSONOut({"title": title, "x": x,
+                    "series": _chart(source, run, title, width, x, xmin, xmax, smooth, "")})
 
 
 def _chart(source: Source, run: Any, title: str, width: int, x: str, xmin: float | None,
@@ -301,4 +302,4 @@ def compare_chart(request: Request, ids: str, title: str, width: int = 1000,
     for run in _compared(source, ids):
         label = f"{run.name} {run.id[:8]}/"
         series += _chart(source, run, title, width, x, xmin, xmax, smooth, label)
-    return {"title": title, "x": x, "series": series}
+    return JSONOut({"title": title, "x": x, "series": series})  # as run_chart

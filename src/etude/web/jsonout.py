@@ -25,8 +25,12 @@ class JSONOut(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(finite(content), default=str, separators=(",", ":"),
-                          allow_nan=False).encode()
+        try:  # most content has no NaN: encoded as it is, without copying it first
+            return json.dumps(content, default=str, separators=(",", ":"),
+                              allow_nan=False).encode()
+        except (ValueError, TypeError):  # a NaN or infinity (or a key JSON refuses)
+            return json.dumps(finite(content), default=str, separators=(",", ":"),
+                              allow_nan=False).encode()
 
 
 def error(status: int, message: str, **extra: Any) -> JSONOut:

@@ -16,6 +16,9 @@ import numpy as np
 
 #: A range holding at most this many points per pixel column is sent whole.
 POINTS_PER_COLUMN = 4
+#: From this many points per pixel column on, each column's extremes are found by a loop over
+#: the columns (a numpy call each) rather than over the whole series at once.
+LOOP_FROM = 512
 #: EMA chunk: a**-k must stay far from overflow (see `smooth`).
 _MAX_EXPONENT = 300.0
 
@@ -23,9 +26,12 @@ _MAX_EXPONENT = 300.0
 def sorted_by_x(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     """(x, y) as float arrays sorted by x (stable: equal x keep their report order), with the
     points whose y is NaN or infinite left out (JSON has no NaN; a chart shows a gap)."""
-    xs = np.asarray(x, dtype=np.float64)
+    given = np.asarray(x)
+    xs = given.astype(np.float64, copy=False)
     ys = np.asarray(y, dtype=np.float64)
-    finite = np.isfinite(ys) & np.isfinite(xs)
+    finite = np.isfinite(ys)
+    if given.dtype.kind not in "iub":  # integers (iterations) are finite: spare a pass
+        finite &= np.isfinite(xs)
     if not finite.all():
         xs, ys = xs[finite], ys[finite]
     if len(xs) > 1 and np.any(xs[1:] < xs[:-1]):
@@ -51,19 +57,42 @@ def reduce_for_width(x: np.ndarray, y: np.ndarray, width: int, low: float | None
     width = max(int(width), 1)
     if len(x) <= POINTS_PER_COLUMN * width:
         return x, y, False
-    span = high - low
-    if span > 0:
-        columns = np.floor((x - low) * (width / span)).astype(np.int64)
-        np.clip(columns, -1, width, out=columns)  # the two edge points get columns of their own
+    starts = _column_starts(x, low, high - low, width)
+    ends = np.append(starts[1:], len(x))
+    if len(x) >= LOOP_FROM * len(starts):
+        lowest, highest = _extremes_by_column(y, starts, ends)
     else:
-        columns = np.zeros(len(x), dtype=np.int64)
-    starts = np.flatnonzero(np.concatenate(([True], columns[1:] != columns[:-1])))
-    counts = np.diff(np.append(starts, len(x)))
+        lowest, highest = _extremes_at_once(y, starts, ends)
+    keep = _sorted_distinct(np.concatenate((starts, ends - 1, lowest, highest)))
+    return x[keep], y[keep], True
+
+
+def _extremes_by_column(y: np.ndarray, starts: np.ndarray,
+                        ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The index of each column's first lowest and first highest point, by a loop over the
+    columns: no temporary as long as the series (those cost most on a first read)."""
+    bounds = list(zip(starts.tolist(), ends.tolist(), strict=True))
+    lowest = [first + int(y[first:stop].argmin()) for first, stop in bounds]
+    highest = [first + int(y[first:stop].argmax()) for first, stop in bounds]
+    return np.array(lowest, dtype=np.int64), np.array(highest, dtype=np.int64)
+
+
+def _extremes_at_once(y: np.ndarray, starts: np.ndarray,
+                      ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """As _extremes_by_column, over the whole series at once (cheaper for few points per
+    column than a numpy call per column)."""
+    counts = ends - starts
     segment = np.repeat(np.arange(len(starts)), counts)
     lowest = _first_where(y == np.repeat(np.minimum.reduceat(y, starts), counts), segment)
     highest = _first_where(y == np.repeat(np.maximum.reduceat(y, starts), counts), segment)
-    keep = np.unique(np.concatenate((starts, starts + counts - 1, lowest, highest)))
-    return x[keep], y[keep], True
+    return lowest, highest
+
+
+def _sorted_distinct(indices: np.ndarray) -> np.ndarray:
+    """np.unique of a few indices, without the import np.unique makes on its first call (a
+    server's first chart paid it)."""
+    ordered = np.sort(indices)
+    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
 
 
 def _first_where(mask: np.ndarray, segment: np.ndarray) -> np.ndarray:
@@ -72,6 +101,31 @@ def _first_where(mask: np.ndarray, segment: np.ndarray) -> np.ndarray:
     owners = segment[found]
     first = np.concatenate(([True], owners[1:] != owners[:-1]))
     return found[first]
+
+
+def _column_starts(x: np.ndarray, low: float, span: float, width: int) -> np.ndarray:
+    """The index of the first point of each non-empty pixel column of sorted `x`, where the
+    column of a point is floor((x - low) * width / span) clipped to [-1, width] (the points
+    outside the range on each side get columns of their own). Columns never decrease along
+    x, so each column's start is found by a binary search, all columns at once: log2(len(x))
+    steps over width + 1 values instead of a column number for every point."""
+    if span <= 0:
+        return np.zeros(1, dtype=np.int64)
+    scale = width / span
+    wanted = np.arange(width + 1)  # the first index of a column >= 0, 1, ..., width
+    lo = np.zeros(width + 1, dtype=np.int64)
+    hi = np.full(width + 1, len(x), dtype=np.int64)
+    while True:
+        open_ = lo < hi
+        if not open_.any():
+            break
+        middle = (lo + hi) // 2
+        at = x[np.minimum(middle, len(x) - 1)]
+        columns = np.clip(np.floor((at - low) * scale), -1, width)
+        before = open_ & (columns < wanted)
+        lo = np.where(before, middle + 1, lo)
+        hi = np.where(open_ & ~before, middle, hi)
+    return _sorted_distinct(np.concatenate(([0], lo[lo < len(x)])))
 
 
 def smooth(y: np.ndarray, weight: float) -> np.ndarray:

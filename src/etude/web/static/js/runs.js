@@ -30,7 +30,14 @@ document.addEventListener("DOMContentLoaded", () => {
       known.user.map((k) => `user.${p(k)}`),
       ["tags has ", "and ", "or ", "not ", "in ("]);
   }
-  etude.api("/api/runs/fields").then((data) => { known = data; }).catch(() => {});
+  // The names for completion are asked for once the first page is shown: on a big index
+  // their query is slower than the page's and would compete with it for the server's CPU.
+  let fieldsAsked = false;
+  function askFields() {
+    if (fieldsAsked) return;
+    fieldsAsked = true;
+    etude.api("/api/runs/fields").then((data) => { known = data; }).catch(() => {});
+  }
   etude.completer(where, fieldNames);
   etude.completer(columnsInput, fieldNames);
 
@@ -116,6 +123,7 @@ document.addEventListener("DOMContentLoaded", () => {
       paginationSize: 50, paginationSizeSelector: [25, 50, 100, 250], sortMode: "remote",
       nestedFieldSeparator: false, layout: "fitDataFill", selectableRows: true, index: "id",
       columns: columns(), initialSort, placeholder: "No runs match", maxHeight: "75vh",
+      renderVertical: "basic",
     });
     table.on("rowSelectionChanged", (data) => {
       document.getElementById("compare-selected").disabled = data.length < 2 || data.length > 20;
@@ -124,7 +132,10 @@ document.addEventListener("DOMContentLoaded", () => {
       document.getElementById("enqueue-selected").disabled = data.length === 0;
       document.getElementById("abort-selected").disabled = data.length === 0;
     });
-    table.on("dataProcessed", () => { document.getElementById("runs-table").dataset.loaded = String(Date.now()); });
+    table.on("dataProcessed", () => {
+      document.getElementById("runs-table").dataset.loaded = String(Date.now());
+      askFields();
+    });
   }
   build();
 
