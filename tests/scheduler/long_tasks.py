@@ -10,6 +10,7 @@ from pathlib import Path
 from etude import (
     Config,
     GracefulTimeout,
+    LightweightTask,
     Meta,
     Param,
     PathGenerator,
@@ -86,6 +87,52 @@ class Validation(Config):
 
     def compute(self, step: int) -> None:
         self.register_task_output(self.checkpoint, step=step)
+
+    def loader(self, dep, *, step: int) -> LoadCheckpoint:
+        return dep(LoadCheckpoint.C(checkpoint=self.checkpoint(dep, step=step)))
+
+
+class LoadCheckpoint(LightweightTask):
+    """An init task loading an announced checkpoint into the evaluated model."""
+
+    checkpoint: Param[Checkpoint]
+
+    def execute(self) -> None:
+        self.checkpoint.model.loaded_step = self.checkpoint.step
+
+
+class LearnUntilEvaluated(ResumableTask):
+    """Announces a checkpoint, then goes on only once its evaluation has written `evaluated`."""
+
+    model: Param[Net]
+    validation: Param[Validation]
+    evaluated: Meta[Path]
+    deadline: Meta[float] = 30.0
+
+    def execute(self) -> None:
+        self.validation.register_task_output(self.validation.loader, step=0)
+        end = time.monotonic() + self.deadline
+        while not self.evaluated.exists():
+            if time.monotonic() > end:
+                raise RuntimeError(f"{self.evaluated} not written within {self.deadline} s")
+            time.sleep(0.05)
+        Path("saw-evaluation").touch()
+
+
+class CompareToLearned(Task):
+    learned: Param[Learn]
+    checkpoint: Param[Checkpoint]
+
+    def execute(self) -> None:
+        pass
+
+
+class EvaluateLoaded(Task):
+    model: Param[Net]
+    evaluated: Meta[Path]
+
+    def execute(self) -> None:
+        self.evaluated.write_text(f"evaluated step {self.model.loaded_step}")
 
 
 class Learn(ResumableTask):

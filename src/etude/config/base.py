@@ -32,6 +32,7 @@ class ConfigState:
 
     __slots__ = (
         "completed_callbacks",
+        "dep_announced",
         "dep_digest",
         "dep_task",
         "digest",
@@ -49,6 +50,9 @@ class ConfigState:
         self.tags: dict[str, Any] | None = None
         self.dep_task: Task | None = None  # task whose output this object is
         self.dep_digest: bytes | None = None  # that task's identity (kept in the job process)
+        # A dynamic output (see `watch_output`): it exists once announced, so a task using it
+        # need not wait for `dep_task` to end.
+        self.dep_announced = False
         self.init_tasks: tuple[LightweightTask, ...] = ()
         self.digest: bytes | None = None  # cached identity once sealed
         self.job: Any = None  # the scheduler's job, once submitted

@@ -310,7 +310,7 @@ class Experiment:
         job.tags = collect_tags(nodes)
         job.configs = dict(nodes)
         job.config_paths = {id(cfg): path for path, cfg in nodes}
-        job.output_marker = _marker(task)
+        job.output_marker = _marker(task, announced=True)
         for owner, method, callback in state.watchers or ():
             job.add_output_watcher(owner, method, callback)
         job.dependencies = self._dependencies(task, nodes)
@@ -321,8 +321,13 @@ class Experiment:
         return job
 
     def _dependencies(self, task: Task, nodes: list[tuple[str, Config]]) -> list[Job]:
+        """The jobs `task` waits for: producers of the task outputs it uses. A dynamic output
+        (announced by a running job, see `watch_output`) exists already: its producer is not
+        waited for, unless the task also uses an ordinary output of the same job."""
         found: dict[str, Job] = {}
         for path, cfg in nodes:
+            if cfg._etude.dep_announced:
+                continue
             producer = cfg._etude.dep_task
             if producer is None or producer is task:
                 continue
@@ -415,11 +420,15 @@ def _append_line(path: Path, record: dict[str, Any]) -> None:
         os.close(fd)
 
 
-def _marker(task: Task) -> Any:
+def _marker(task: Task, *, announced: bool = False) -> Any:
+    """The `dep` function given to `task_outputs` (or, with `announced`, to the output methods
+    of `watch_output`): it marks a value as an output of `task`."""
+
     def dep(value: Any) -> Any:
         if isinstance(value, Config):
             state = value._etude
             state.dep_task = task
+            state.dep_announced = announced
             if value is not task:
                 state.dep_digest = digest(task)
                 if task._etude.job is not None and task._etude.job.tags:
