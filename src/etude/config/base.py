@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -41,6 +41,7 @@ class ConfigState:
         "runtime",
         "sealed",
         "tags",
+        "tags_stopped",
         "watchers",
     )
 
@@ -48,6 +49,7 @@ class ConfigState:
         self.sealed = False
         self.runtime = False  # rebuilt in a job process: free attributes allowed
         self.tags: dict[str, Any] | None = None
+        self.tags_stopped = False  # see Config.stop_tags
         self.dep_task: Task | None = None  # task whose output this object is
         self.dep_digest: bytes | None = None  # that task's identity (kept in the job process)
         # A dynamic output (see `watch_output`): it exists once announced, so a task using it
@@ -171,8 +173,39 @@ class Config:
         runtime.emit_output(self, method, kwargs)
 
     def tag(self, name: str, value: Any) -> Self:
-        """Set parameter `name` to `value` and mark it as a tag. Returns the configuration."""
-        self.__setattr__(name, Tagged(value))
+        """Tag this configuration with `name` = `value`; returns the configuration.
+
+        When `name` is a parameter, the parameter is set to `value` (validated as usual) and
+        tagged. Otherwise the tag is a label only: it is shown with the jobs that use this
+        configuration and changes no value. Tags never change the identifier. Raises
+        `SealedError` once submitted, `ConfigError` for a value that is not a str, int, float,
+        bool or None.
+        """
+        if name in schema_of(type(self)).fields:
+            self.__setattr__(name, Tagged(value))
+            return self
+        where = f"{type(self).__qualname__}.tag({name!r}, ...)"
+        if self._etude.sealed:
+            raise SealedError(f"{where}: the configuration was submitted and is sealed.")
+        if not isinstance(value, (str, int, float, bool)) and value is not None:
+            raise ConfigError(
+                f"{where}: a tag that is not a parameter takes a str, int, float, bool or "
+                f"None, got {type(value).__name__}. Pass str(value) to show it as text."
+            )
+        if self._etude.tags is None:
+            self._etude.tags = {}
+        self._etude.tags[name] = value
+        return self
+
+    def tags(self) -> dict[str, Any]:
+        """The tags in effect on this configuration: its own, and those of the configurations
+        (and task outputs) it contains, unless they stop them; its own win on a clash."""
+        return tags_in_effect(self)
+
+    def stop_tags(self) -> Self:
+        """Keep this configuration's tags (own and inherited) from flowing to the
+        configurations that contain it. Its own `tags()` are unchanged. Returns it."""
+        self._etude.tags_stopped = True
         return self
 
     def __repr__(self) -> str:
@@ -311,3 +344,49 @@ class ResumableTask(Task):
     scheduler starts it again, keeping the folder (checkpoints), up to `max_retries` times.
     Its `execute()` should resume from what an earlier attempt saved.
     """
+
+
+def _children(value: Any, path: str) -> Iterator[tuple[str, Config]]:
+    """The configurations in a parameter value (itself, or inside lists, sets and dicts)."""
+    if isinstance(value, Config):
+        yield path, value
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _children(item, f"{path}[{i}]")
+    elif isinstance(value, (set, frozenset)):
+        for item in value:
+            yield from _children(item, f"{path}{{}}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _children(item, f"{path}[{key!r}]")
+
+
+def tags_in_effect(root: Config) -> dict[str, Any]:
+    """Tags of `root` and of every configuration it contains, except below one whose tags are
+    stopped (`stop_tags()`); an outer configuration's tag wins over an inner one's."""
+    memo: dict[int, dict[str, Any]] = {}
+
+    def of(cfg: Config) -> dict[str, Any]:
+        key = id(cfg)
+        if key not in memo:
+            memo[key] = {}  # a cycle is reported by walk(); here it only must not recurse
+            tags: dict[str, Any] = {}
+            for child in reversed(_direct_children(cfg)):
+                if not child._etude.tags_stopped:
+                    tags.update(of(child))
+            tags.update(cfg._etude.tags or {})
+            memo[key] = tags
+        return memo[key]
+
+    return dict(of(root))
+
+
+def _direct_children(cfg: Config) -> list[Config]:
+    values = cfg.__dict__
+    children: list[Config] = []
+    for name in schema_of(type(cfg)).fields:
+        value = values.get(name, MISSING)
+        if value is not MISSING:
+            children.extend(child for _, child in _children(value, name))
+    children.extend(cfg._etude.init_tasks)
+    return children

@@ -431,8 +431,9 @@ def _marker(task: Task, *, announced: bool = False) -> Any:
             state.dep_announced = announced
             if value is not task:
                 state.dep_digest = digest(task)
-                if task._etude.job is not None and task._etude.job.tags:
-                    state.tags = {**task._etude.job.tags, **(state.tags or {})}
+                job = task._etude.job
+                if job is not None and job.tags and not task._etude.tags_stopped:
+                    state.tags = {**job.tags, **(state.tags or {})}
         return value
 
     return dep
