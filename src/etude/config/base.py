@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from . import runtime
 from .errors import (
     ConfigError,
+    MissingParameterError,
     PathGeneratorError,
     SealedError,
     UnknownParameterError,
@@ -208,6 +209,18 @@ class Config:
         self._etude.tags_stopped = True
         return self
 
+    def instance(self) -> Self:
+        """The plain Python object of this configuration, built as in a job process.
+
+        For notebooks and quick checks, outside any job: the result is a new graph of objects
+        in runtime mode (values are not validated again, any attribute may be set), in which a
+        configuration used in several places is one object; each object's `__post_init__()`
+        runs, nested ones first. Init tasks are not run. Generated paths of a configuration
+        not yet submitted stay unknown. The configuration itself is unchanged. Raises
+        `MissingParameterError` for a required parameter without a value.
+        """
+        return _Instances().of(self, type(self).__qualname__.lower())
+
     def __repr__(self) -> str:
         fields = schema_of(type(self)).fields
         shown = []
@@ -390,3 +403,58 @@ def _direct_children(cfg: Config) -> list[Config]:
             children.extend(child for _, child in _children(value, name))
     children.extend(cfg._etude.init_tasks)
     return children
+
+
+class _Instances:
+    """Copies of a configuration graph in runtime mode (see `Config.instance`)."""
+
+    def __init__(self) -> None:
+        self.copies: dict[int, Config] = {}
+        self.order: list[Config] = []  # children before the configurations containing them
+
+    def of(self, root: T, path: str) -> T:
+        result = self.config(root, path)  # type: ignore[arg-type]
+        for obj in self.order:
+            post = getattr(type(obj), "__post_init__", None)
+            if post is not None:
+                post(obj)
+        return result  # type: ignore[return-value]
+
+    def config(self, cfg: Config, path: str) -> Config:
+        copy = self.copies.get(id(cfg))
+        if copy is not None:
+            return copy
+        copy = object.__new__(type(cfg))
+        state = ConfigState()
+        state.runtime = state.sealed = True
+        state.tags = dict(cfg._etude.tags) if cfg._etude.tags else None
+        state.dep_digest = cfg._etude.dep_digest
+        object.__setattr__(copy, "_etude", state)
+        self.copies[id(cfg)] = copy
+        values = cfg.__dict__
+        for name, f in schema_of(type(cfg)).fields.items():
+            if name in values:
+                copy.__dict__[name] = self.value(values[name], f"{path}.{name}")
+            elif f.required:
+                raise MissingParameterError(
+                    f"{path}.{name} has no value: it is required. "
+                    f"Pass {name}=... to {type(cfg).__qualname__}.C()."
+                )
+        state.init_tasks = tuple(
+            self.config(init, f"{path}.init_tasks[{i}]")  # type: ignore[misc]
+            for i, init in enumerate(cfg._etude.init_tasks)
+        )
+        self.order.append(copy)
+        return copy
+
+    def value(self, value: Any, path: str) -> Any:
+        if isinstance(value, Config):
+            return self.config(value, path)
+        if isinstance(value, (list, tuple)):
+            items = [self.value(item, f"{path}[{i}]") for i, item in enumerate(value)]
+            return items if isinstance(value, list) else tuple(items)
+        if isinstance(value, (set, frozenset)):
+            return type(value)(self.value(item, f"{path}{{}}") for item in value)
+        if isinstance(value, dict):
+            return {k: self.value(v, f"{path}[{k!r}]") for k, v in value.items()}
+        return value  # scalars, paths, enum members: immutable
