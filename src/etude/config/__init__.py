@@ -10,6 +10,7 @@ from .base import (
     Task,
     current_submitter,
     is_config_class,
+    register_dry_run_submitter,
     schema_of,
 )
 from .errors import (
@@ -61,6 +62,7 @@ __all__ = [
     "loading_script",
     "partial_identifier",
     "pathgenerator",
+    "register_dry_run_submitter",
     "schema_of",
     "tag",
     "type_name",

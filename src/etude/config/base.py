@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from pathlib import Path
@@ -257,6 +258,16 @@ class Submitter(Protocol):
 #: The experiment of the enclosing `with experiment(...)` block, if any.
 current_submitter: ContextVar[Submitter | None] = ContextVar("etude_submitter", default=None)
 
+#: Builds the submitter of `submit(dry_run=WORKDIR)` outside an experiment. The scheduler
+#: registers it when imported (this layer cannot import the scheduler).
+_dry_run_submitter: Callable[[str | os.PathLike[str]], Submitter] | None = None
+
+
+def register_dry_run_submitter(factory: Callable[[str | os.PathLike[str]], Submitter]) -> None:
+    """Set what `Task.submit(dry_run=...)` uses outside an experiment (called by the scheduler)."""
+    global _dry_run_submitter
+    _dry_run_submitter = factory
+
 
 class Task(Config):
     """A configuration that runs: `execute()` is called in its own job process after submit()."""
@@ -272,6 +283,7 @@ class Task(Config):
         max_retries: int | None = None,
         requirements: Any = None,
         rerun: bool | str = False,
+        dry_run: bool | str | os.PathLike[str] = False,
     ) -> Any:
         """Hand the task to the current experiment; return `task_outputs(dep)`.
 
@@ -280,13 +292,26 @@ class Task(Config):
         `ResumableTask` is started again after a timeout. `requirements`: what the job needs,
         e.g. `"duration=2h"` (overrides the class's `__requirements__`). `rerun`: run the job
         again even if it is done (True), or only if its code changed since it ran ("changed").
-        Raises `ConfigError` outside `with experiment(...)`, or for a missing or bad value.
+        `dry_run`: outside an experiment only, compute the identifier, job folder, generated
+        paths and outputs as if in the workspace `dry_run` (a folder or workspace id; True for
+        the current folder), writing and running nothing; the task is sealed.
+        Raises `ConfigError` outside `with experiment(...)` without `dry_run`, with `dry_run`
+        inside one, or for a missing or bad value.
         """
         submitter = current_submitter.get()
+        name = type(self).__qualname__
+        if submitter is not None and dry_run is not False:
+            raise ConfigError(
+                f"{name}.submit(dry_run=...) inside an experiment: a dry run is the "
+                "experiment's choice. Use `experiment(workdir, name, dry_run=True)`."
+            )
+        if submitter is None and dry_run is not False and _dry_run_submitter is not None:
+            submitter = _dry_run_submitter("." if dry_run is True else dry_run)
         if submitter is None:
             raise ConfigError(
-                f"{type(self).__qualname__}.submit() was called outside an experiment. Wrap it "
-                "in `with experiment(workdir, name):`."
+                f"{name}.submit() was called outside an experiment. Wrap it in "
+                "`with experiment(workdir, name):`, or pass dry_run=WORKDIR to only compute "
+                "its identifier and paths."
             )
         return submitter.submit(
             self,

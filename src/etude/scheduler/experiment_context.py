@@ -335,7 +335,7 @@ class Experiment:
             if job is None:
                 raise ConfigError(f"{path}: output of a task that was never submitted.")
             if job.id not in self._jobs:  # submitted in another experiment object
-                producer.submit()
+                self._submit(producer, None, producer._etude.init_tasks, None)
                 job = producer._etude.job
             found[job.id] = job
         return list(found.values())
@@ -408,6 +408,21 @@ class Experiment:
         else:
             _append_line(folder / "runs.jsonl", record)
         return record["ended"]
+
+
+class DetachedDryRun:
+    """What `task.submit(dry_run=WORKDIR)` submits to outside an experiment: a dry-run
+    experiment of its own, used for that call only; nothing is written, run or printed."""
+
+    def __init__(self, workdir: str | os.PathLike[str]) -> None:
+        self.experiment = Experiment(workdir, "dry-run", dry_run=True)
+
+    def submit(self, task: Task, **options: Any) -> Any:
+        token = current_workspace.set(self.experiment.workspace)  # for partial folders
+        try:
+            return self.experiment.submit(task, **options)
+        finally:
+            current_workspace.reset(token)
 
 
 def _append_line(path: Path, record: dict[str, Any]) -> None:
