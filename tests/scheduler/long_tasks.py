@@ -18,6 +18,7 @@ from etude import (
     Task,
     TaskCancelled,
     field,
+    param_group,
     partial,
 )
 
@@ -179,3 +180,24 @@ class Pretrain(ResumableTask):
             tmp.write_text(json.dumps({"epoch": epoch + 1}))
             os.replace(tmp, state)
         assert self.__maintaskdir__ == self.__taskdir__
+
+
+ITER = param_group("iter")
+
+
+class Sweep(ResumableTask):
+    """Parameters in a group object, in no group, and in a kept group (partial selections)."""
+
+    lr: Param[float]
+    epochs: Param[int] = field(default=2, groups=ITER)
+    seed: Param[int] = field(default=0, groups="seed")
+    every: Param[int] = field(default=1, groups=[ITER, "seed"])
+    by_iter = partial(exclude_groups=[ITER])
+    only_seed = partial(exclude_all=True, include_groups=["seed"])
+    ungrouped = partial(exclude_no_group=True)
+    state: Meta[Path] = field(default_factory=PathGenerator("state.json", partial=by_iter))
+
+    def execute(self) -> None:
+        self.state.parent.mkdir(parents=True, exist_ok=True)
+        count = json.loads(self.state.read_text())["runs"] if self.state.exists() else 0
+        self.state.write_text(json.dumps({"runs": count + 1}))

@@ -23,7 +23,17 @@ from .errors import (
     UnknownParameterError,
     ValidationError,
 )
-from .fields import Constant, Meta, Param, PathGenerator, field, pathgenerator, tag
+from .fields import (
+    Constant,
+    Meta,
+    Param,
+    ParamGroup,
+    PathGenerator,
+    field,
+    param_group,
+    pathgenerator,
+    tag,
+)
 from .graph import check_required, collect_tags, walk
 from .identity import digest, identifier, partial_identifier
 from .naming import ScriptLoadStop, loading_script, type_name
@@ -41,6 +51,7 @@ __all__ = [
     "Meta",
     "MissingParameterError",
     "Param",
+    "ParamGroup",
     "PathGenerator",
     "PathGeneratorError",
     "ResumableTask",
@@ -60,6 +71,7 @@ __all__ = [
     "identifier",
     "is_config_class",
     "loading_script",
+    "param_group",
     "partial_identifier",
     "pathgenerator",
     "register_dry_run_submitter",

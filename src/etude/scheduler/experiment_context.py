@@ -458,7 +458,7 @@ def _generate_paths(cfg: Config, jobpath: Path) -> None:
     values = cfg.__dict__
     for name, f in schema_of(type(cfg)).fields.items():
         if f.generator is not None and name not in values:
-            values[name] = f.generator.generate(jobpath)
+            values[name] = f.generator.generate(jobpath, cfg)
 
 
 def _process_record(experiment_name: str) -> dict[str, Any]:
