@@ -51,6 +51,7 @@ from .index import IndexWriter, Reporters
 from .job import DONE, ERROR, Job
 from .plan import DryRunPlan
 from .progress import Progress
+from .tokens import Token
 
 JOB_SCRIPT = """\
 # etude job {type_name} {job_id}
@@ -125,6 +126,7 @@ class Experiment:
         self._jobs: dict[str, Job] = {}
         self._tokens: list[Any] = []
         self._submit_lock = threading.RLock()
+        self._declared_tokens: dict[str, Token] = {}
         self.started_at = time.time()
 
     # -- context ----------------------------------------------------------------------------
@@ -191,6 +193,20 @@ class Experiment:
         if not self.dry_run:
             self.scheduler.wait()
 
+    def token(self, name: str, size: int) -> Token:
+        """A token: `size` units of a resource named `name`, shared by every experiment of
+        this workspace (see `Token`). Raises `ValueError` for a bad name or size, or if this
+        experiment already declared `name` with another size."""
+        token = self._declared_tokens.get(name)
+        if token is None:
+            token = self._declared_tokens[name] = Token(name, size)
+        elif token.size != size:
+            raise ValueError(
+                f"token {name!r} was declared with size {token.size} in this experiment; "
+                f"declare it once (got size {size} now)."
+            )
+        return token
+
     @property
     def jobs(self) -> list[Job]:
         return list(self._jobs.values())
@@ -240,6 +256,7 @@ class Experiment:
             return task.task_outputs(_marker(task))
         self._jobs[job.id] = job
         task._etude.job = job
+        job.tokens = [(t, n) for t in self._declared_tokens.values() if (n := t.take_need(task))]
         if task._etude.completed_callbacks:
             for callback in task._etude.completed_callbacks:
                 job.add_completed_callback(callback)
