@@ -210,6 +210,30 @@ class Config:
         self._etude.tags_stopped = True
         return self
 
+    def seal(self) -> Self:
+        """Seal this configuration and every configuration it contains; returns it.
+
+        From then on setting a value raises `SealedError`, and a set value is kept as a
+        `frozenset` (its identity is unchanged: sets count without order either way).
+        `submit()` seals the task the same way. A task sealed before `submit()` must be
+        submitted without init tasks (they are part of its identity). Sealing twice is a no-op.
+        """
+        stack: list[Config] = [self]
+        seen: set[int] = set()
+        while stack:
+            cfg = stack.pop()
+            if id(cfg) in seen:
+                continue
+            seen.add(id(cfg))
+            if not cfg._etude.sealed:
+                values = cfg.__dict__
+                for name in schema_of(type(cfg)).fields:
+                    if name in values:
+                        values[name] = _frozen_sets(values[name])
+                cfg._etude.sealed = True
+            stack.extend(_direct_children(cfg))
+        return self
+
     def instance(self) -> Self:
         """The plain Python object of this configuration, built as in a job process.
 
@@ -382,6 +406,19 @@ class ResumableTask(Task):
     scheduler starts it again, keeping the folder (checkpoints), up to `max_retries` times.
     Its `execute()` should resume from what an earlier attempt saved.
     """
+
+
+def _frozen_sets(value: Any) -> Any:
+    """`value` with every set in it (also inside lists, tuples and dicts) as a frozenset."""
+    if isinstance(value, set):
+        return frozenset(_frozen_sets(item) for item in value)
+    if isinstance(value, list):
+        return [_frozen_sets(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_frozen_sets(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _frozen_sets(item) for key, item in value.items()}
+    return value
 
 
 def _children(value: Any, path: str) -> Iterator[tuple[str, Config]]:

@@ -297,8 +297,8 @@ class Experiment:
         state = task._etude
         if state.sealed and init_tasks and init_tasks != state.init_tasks:
             raise ConfigError(
-                f"{type(task).__qualname__} was already submitted with other init tasks; build "
-                "a new configuration to submit it with these."
+                f"{type(task).__qualname__} is sealed (already submitted, or seal() was called) "
+                "with other init tasks; build a new configuration to submit it with these."
             )
         if not state.sealed:
             state.init_tasks = init_tasks
@@ -313,10 +313,8 @@ class Experiment:
             raise
         folder = self.workspace.job_dir(tname, job_id)
         for _, cfg in nodes:
-            if not cfg._etude.sealed:
-                _generate_paths(cfg, folder.path)
-        for _, cfg in nodes:
-            cfg._etude.sealed = True
+            _generate_paths(cfg, folder.path)  # only paths not generated yet
+        task.seal()
         if max_retries is None:
             max_retries = self.settings.max_retries
         elif not isinstance(max_retries, int) or max_retries < 0:
