@@ -21,6 +21,7 @@ from .config import (
     TaskCancelled,
     field,
     identifier,
+    param_group,
     pathgenerator,
     tag,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "experiment",
     "field",
     "identifier",
+    "param_group",
     "partial",
     "pathgenerator",
     "tag",

@@ -10,6 +10,7 @@ from pathlib import Path
 from etude import (
     Config,
     GracefulTimeout,
+    LightweightTask,
     Meta,
     Param,
     PathGenerator,
@@ -17,6 +18,7 @@ from etude import (
     Task,
     TaskCancelled,
     field,
+    param_group,
     partial,
 )
 
@@ -87,6 +89,52 @@ class Validation(Config):
     def compute(self, step: int) -> None:
         self.register_task_output(self.checkpoint, step=step)
 
+    def loader(self, dep, *, step: int) -> LoadCheckpoint:
+        return dep(LoadCheckpoint.C(checkpoint=self.checkpoint(dep, step=step)))
+
+
+class LoadCheckpoint(LightweightTask):
+    """An init task loading an announced checkpoint into the evaluated model."""
+
+    checkpoint: Param[Checkpoint]
+
+    def execute(self) -> None:
+        self.checkpoint.model.loaded_step = self.checkpoint.step
+
+
+class LearnUntilEvaluated(ResumableTask):
+    """Announces a checkpoint, then goes on only once its evaluation has written `evaluated`."""
+
+    model: Param[Net]
+    validation: Param[Validation]
+    evaluated: Meta[Path]
+    deadline: Meta[float] = 30.0
+
+    def execute(self) -> None:
+        self.validation.register_task_output(self.validation.loader, step=0)
+        end = time.monotonic() + self.deadline
+        while not self.evaluated.exists():
+            if time.monotonic() > end:
+                raise RuntimeError(f"{self.evaluated} not written within {self.deadline} s")
+            time.sleep(0.05)
+        Path("saw-evaluation").touch()
+
+
+class CompareToLearned(Task):
+    learned: Param[Learn]
+    checkpoint: Param[Checkpoint]
+
+    def execute(self) -> None:
+        pass
+
+
+class EvaluateLoaded(Task):
+    model: Param[Net]
+    evaluated: Meta[Path]
+
+    def execute(self) -> None:
+        self.evaluated.write_text(f"evaluated step {self.model.loaded_step}")
+
 
 class Learn(ResumableTask):
     model: Param[Net]
@@ -132,3 +180,24 @@ class Pretrain(ResumableTask):
             tmp.write_text(json.dumps({"epoch": epoch + 1}))
             os.replace(tmp, state)
         assert self.__maintaskdir__ == self.__taskdir__
+
+
+ITER = param_group("iter")
+
+
+class Sweep(ResumableTask):
+    """Parameters in a group object, in no group, and in a kept group (partial selections)."""
+
+    lr: Param[float]
+    epochs: Param[int] = field(default=2, groups=ITER)
+    seed: Param[int] = field(default=0, groups="seed")
+    every: Param[int] = field(default=1, groups=[ITER, "seed"])
+    by_iter = partial(exclude_groups=[ITER])
+    only_seed = partial(exclude_all=True, include_groups=["seed"])
+    ungrouped = partial(exclude_no_group=True)
+    state: Meta[Path] = field(default_factory=PathGenerator("state.json", partial=by_iter))
+
+    def execute(self) -> None:
+        self.state.parent.mkdir(parents=True, exist_ok=True)
+        count = json.loads(self.state.read_text())["runs"] if self.state.exists() else 0
+        self.state.write_text(json.dumps({"runs": count + 1}))

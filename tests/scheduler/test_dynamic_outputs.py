@@ -73,3 +73,44 @@ def test_watch_output_after_submit_replays_a_done_job(workspace: Path, tmp_path:
         learn.submit()  # already done: reused at once
         learn.watch_output(validation.checkpoint, seen.append)
     assert sorted(c.step for c in seen) == [0, 1, 2]
+
+
+@pytest.mark.timeout(120)
+def test_a_dynamic_output_is_usable_while_its_producer_still_runs(
+    workspace: Path, tmp_path: Path
+):
+    """An evaluation submitted from `watch_output` starts once the checkpoint is announced;
+    the producer here waits for that evaluation, so waiting for the producer's end would fail."""
+    evaluated = tmp_path / "evaluated"
+    with experiment(workspace, "xp") as xp:
+        model = lt.Net.C()
+        validation = lt.Validation.C(model=model)
+        learn = lt.LearnUntilEvaluated.C(model=model, validation=validation, evaluated=evaluated)
+
+        def on_loader(loader: lt.LoadCheckpoint) -> None:
+            lt.EvaluateLoaded.C(model=model, evaluated=evaluated).submit(init_tasks=[loader])
+
+        learn.watch_output(validation.loader, on_loader)
+        learn.submit()
+    assert evaluated.read_text() == "evaluated step 0"
+    assert (learn.jobpath / "saw-evaluation").exists()
+    producer, evaluation = xp.jobs
+    assert evaluation.dependencies == []
+    assert evaluation.ended_at is not None and producer.ended_at is not None
+    assert evaluation.ended_at < producer.ended_at
+
+
+def test_a_task_also_using_an_ordinary_output_still_waits_for_the_producer(workspace: Path):
+    """Only announced outputs skip the wait: the producer passed as a parameter is an ordinary
+    dependency, even beside one of its announced outputs."""
+    with experiment(workspace, "xp", dry_run=True) as xp:
+        model = lt.Net.C()
+        validation = lt.Validation.C(model=model)
+        learned = lt.Learn.C(model=model, validation=validation).submit()
+        announce = learned._etude.job.output_marker  # what watch_output's methods are given
+        checkpoint = validation.checkpoint(announce, step=0)
+        lt.EvaluateCheckpoint.C(checkpoint=checkpoint, log=workspace / "log").submit()
+        lt.CompareToLearned.C(learned=learned, checkpoint=checkpoint).submit()
+    learn_job, evaluation, comparison = xp.jobs
+    assert evaluation.dependencies == []
+    assert comparison.dependencies == [learn_job]

@@ -211,3 +211,20 @@ def test_nested_task_outputs_depend_on_the_task_only_where_marked(workspace: Pat
         assert identifier(folds[0].documents) == identifier(source.documents)
         assert [d.task for d in xp.jobs[2].dependencies] == [xp.jobs[0].task]
     assert [(c.jobpath / "count.txt").read_text() for c in counts] == ["2 docs.tsv"] * 2
+
+
+def test_shared_type_name_makes_equal_configurations_one_job(workspace: Path, tmp_path: Path):
+    """Two classes declaring the same `__etude_name__`: equal values are the same job, so the
+    result of one is reused for the other, and the folder is named by the shared name."""
+    log = tmp_path / "log"
+    with experiment(workspace, "xp"):
+        v1 = t.TrainV1.C(lr=0.1, log=log)
+        v1.submit()
+    with experiment(workspace, "xp") as xp:
+        same = t.TrainV2.C(lr=0.1, log=log)
+        same.submit()
+        t.TrainV2.C(lr=0.1, warmup=5, log=log).submit()
+    assert identifier(same) == identifier(v1) and same.jobpath == v1.jobpath
+    assert v1.jobpath.parent.name == "xp_tasks.sharedtrain"
+    assert [job.reused for job in xp.jobs] == [True, False]
+    assert lines(log) == ["v1 0.1", "v2 0.1 5"]

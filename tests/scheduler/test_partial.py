@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import long_tasks as lt
@@ -42,3 +43,38 @@ def test_partial_identifier_depends_on_its_name_and_kept_parameters():
 def test_partial_needs_group_names():
     with pytest.raises(ValueError, match="exclude_groups"):
         partial(exclude_groups=[])
+
+
+@pytest.mark.parametrize(
+    ("attribute", "same", "different"),
+    [
+        # exclude_groups with a group object: epochs and every (in "iter") are left out.
+        pytest.param("by_iter", {"epochs": 9, "every": 3}, {"seed": 1}, id="exclude_groups"),
+        # exclude_all + include_groups: only seed and every (in "seed") count.
+        pytest.param("only_seed", {"lr": 0.5, "epochs": 9}, {"every": 3}, id="exclude_all"),
+        # exclude_no_group: lr (no group) is left out; grouped parameters count.
+        pytest.param("ungrouped", {"lr": 0.5}, {"epochs": 9}, id="exclude_no_group"),
+    ],
+)
+def test_partial_selections(tmp_path: Path, attribute: str, same: dict, different: dict):
+    with experiment(tmp_path, "xp", dry_run=True):
+        base = lt.Sweep.C(lr=0.1)
+        assert getattr(base, attribute) == getattr(lt.Sweep.C(**{"lr": 0.1, **same}), attribute)
+        other = lt.Sweep.C(**{"lr": 0.1, **different})
+        assert getattr(base, attribute) != getattr(other, attribute)
+
+
+def test_a_partial_needs_something_to_leave_out():
+    with pytest.raises(ValueError, match="say which parameters to leave out"):
+        partial(include_groups=["x"])
+
+
+def test_a_generated_path_in_a_partial_folder_is_shared_by_runs(workspace: Path):
+    with experiment(workspace, "xp"):
+        first = lt.Sweep.C(lr=0.1, epochs=2)
+        first.submit()
+        second = lt.Sweep.C(lr=0.1, epochs=4)
+        second.submit()
+    assert first.jobpath != second.jobpath
+    assert first.state == second.state == first.by_iter / "state.json"
+    assert json.loads(first.state.read_text()) == {"runs": 2}

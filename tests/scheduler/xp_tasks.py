@@ -243,3 +243,24 @@ class CountTopics(Task):
     def execute(self) -> None:
         count = len(self.dataset.topics.path.read_text().splitlines())
         Path("count.txt").write_text(f"{count} {self.dataset.documents.path.name}")
+
+
+class TrainV1(Task):
+    """Two classes sharing one declared type name (see test_shared_type_name_*)."""
+
+    __etude_name__ = "xp_tasks.SharedTrain"
+    lr: Param[float]
+    log: Meta[Path]
+
+    def execute(self) -> None:
+        record(self.log, f"v1 {self.lr}")
+
+
+class TrainV2(Task):
+    __etude_name__ = "xp_tasks.SharedTrain"
+    lr: Param[float]
+    log: Meta[Path]
+    warmup: Param[int] = 0  # new, with a default: identifiers of TrainV1 are kept
+
+    def execute(self) -> None:
+        record(self.log, f"v2 {self.lr} {self.warmup}")

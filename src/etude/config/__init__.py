@@ -10,6 +10,7 @@ from .base import (
     Task,
     current_submitter,
     is_config_class,
+    register_dry_run_submitter,
     schema_of,
 )
 from .errors import (
@@ -22,7 +23,17 @@ from .errors import (
     UnknownParameterError,
     ValidationError,
 )
-from .fields import Constant, Meta, Param, PathGenerator, field, pathgenerator, tag
+from .fields import (
+    Constant,
+    Meta,
+    Param,
+    ParamGroup,
+    PathGenerator,
+    field,
+    param_group,
+    pathgenerator,
+    tag,
+)
 from .graph import check_required, collect_tags, walk
 from .identity import digest, identifier, partial_identifier
 from .naming import ScriptLoadStop, loading_script, type_name
@@ -40,6 +51,7 @@ __all__ = [
     "Meta",
     "MissingParameterError",
     "Param",
+    "ParamGroup",
     "PathGenerator",
     "PathGeneratorError",
     "ResumableTask",
@@ -59,8 +71,10 @@ __all__ = [
     "identifier",
     "is_config_class",
     "loading_script",
+    "param_group",
     "partial_identifier",
     "pathgenerator",
+    "register_dry_run_submitter",
     "schema_of",
     "tag",
     "type_name",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from . import runtime
 from .errors import (
     ConfigError,
+    MissingParameterError,
     PathGeneratorError,
     SealedError,
     UnknownParameterError,
@@ -32,6 +34,7 @@ class ConfigState:
 
     __slots__ = (
         "completed_callbacks",
+        "dep_announced",
         "dep_digest",
         "dep_task",
         "digest",
@@ -40,6 +43,7 @@ class ConfigState:
         "runtime",
         "sealed",
         "tags",
+        "tags_stopped",
         "watchers",
     )
 
@@ -47,8 +51,12 @@ class ConfigState:
         self.sealed = False
         self.runtime = False  # rebuilt in a job process: free attributes allowed
         self.tags: dict[str, Any] | None = None
+        self.tags_stopped = False  # see Config.stop_tags
         self.dep_task: Task | None = None  # task whose output this object is
         self.dep_digest: bytes | None = None  # that task's identity (kept in the job process)
+        # A dynamic output (see `watch_output`): it exists once announced, so a task using it
+        # need not wait for `dep_task` to end.
+        self.dep_announced = False
         self.init_tasks: tuple[LightweightTask, ...] = ()
         self.digest: bytes | None = None  # cached identity once sealed
         self.job: Any = None  # the scheduler's job, once submitted
@@ -167,9 +175,76 @@ class Config:
         runtime.emit_output(self, method, kwargs)
 
     def tag(self, name: str, value: Any) -> Self:
-        """Set parameter `name` to `value` and mark it as a tag. Returns the configuration."""
-        self.__setattr__(name, Tagged(value))
+        """Tag this configuration with `name` = `value`; returns the configuration.
+
+        When `name` is a parameter, the parameter is set to `value` (validated as usual) and
+        tagged. Otherwise the tag is a label only: it is shown with the jobs that use this
+        configuration and changes no value. Tags never change the identifier. Raises
+        `SealedError` once submitted, `ConfigError` for a value that is not a str, int, float,
+        bool or None.
+        """
+        if name in schema_of(type(self)).fields:
+            self.__setattr__(name, Tagged(value))
+            return self
+        where = f"{type(self).__qualname__}.tag({name!r}, ...)"
+        if self._etude.sealed:
+            raise SealedError(f"{where}: the configuration was submitted and is sealed.")
+        if not isinstance(value, (str, int, float, bool)) and value is not None:
+            raise ConfigError(
+                f"{where}: a tag that is not a parameter takes a str, int, float, bool or "
+                f"None, got {type(value).__name__}. Pass str(value) to show it as text."
+            )
+        if self._etude.tags is None:
+            self._etude.tags = {}
+        self._etude.tags[name] = value
         return self
+
+    def tags(self) -> dict[str, Any]:
+        """The tags in effect on this configuration: its own, and those of the configurations
+        (and task outputs) it contains, unless they stop them; its own win on a clash."""
+        return tags_in_effect(self)
+
+    def stop_tags(self) -> Self:
+        """Keep this configuration's tags (own and inherited) from flowing to the
+        configurations that contain it. Its own `tags()` are unchanged. Returns it."""
+        self._etude.tags_stopped = True
+        return self
+
+    def seal(self) -> Self:
+        """Seal this configuration and every configuration it contains; returns it.
+
+        From then on setting a value raises `SealedError`, and a set value is kept as a
+        `frozenset` (its identity is unchanged: sets count without order either way).
+        `submit()` seals the task the same way. A task sealed before `submit()` must be
+        submitted without init tasks (they are part of its identity). Sealing twice is a no-op.
+        """
+        stack: list[Config] = [self]
+        seen: set[int] = set()
+        while stack:
+            cfg = stack.pop()
+            if id(cfg) in seen:
+                continue
+            seen.add(id(cfg))
+            if not cfg._etude.sealed:
+                values = cfg.__dict__
+                for name in schema_of(type(cfg)).fields:
+                    if name in values:
+                        values[name] = _frozen_sets(values[name])
+                cfg._etude.sealed = True
+            stack.extend(_direct_children(cfg))
+        return self
+
+    def instance(self) -> Self:
+        """The plain Python object of this configuration, built as in a job process.
+
+        For notebooks and quick checks, outside any job: the result is a new graph of objects
+        in runtime mode (values are not validated again, any attribute may be set), in which a
+        configuration used in several places is one object; each object's `__post_init__()`
+        runs, nested ones first. Init tasks are not run. Generated paths of a configuration
+        not yet submitted stay unknown. The configuration itself is unchanged. Raises
+        `MissingParameterError` for a required parameter without a value.
+        """
+        return _Instances().of(self, type(self).__qualname__.lower())
 
     def __repr__(self) -> str:
         fields = schema_of(type(self)).fields
@@ -207,6 +282,16 @@ class Submitter(Protocol):
 #: The experiment of the enclosing `with experiment(...)` block, if any.
 current_submitter: ContextVar[Submitter | None] = ContextVar("etude_submitter", default=None)
 
+#: Builds the submitter of `submit(dry_run=WORKDIR)` outside an experiment. The scheduler
+#: registers it when imported (this layer cannot import the scheduler).
+_dry_run_submitter: Callable[[str | os.PathLike[str]], Submitter] | None = None
+
+
+def register_dry_run_submitter(factory: Callable[[str | os.PathLike[str]], Submitter]) -> None:
+    """Set what `Task.submit(dry_run=...)` uses outside an experiment (called by the scheduler)."""
+    global _dry_run_submitter
+    _dry_run_submitter = factory
+
 
 class Task(Config):
     """A configuration that runs: `execute()` is called in its own job process after submit()."""
@@ -222,6 +307,7 @@ class Task(Config):
         max_retries: int | None = None,
         requirements: Any = None,
         rerun: bool | str = False,
+        dry_run: bool | str | os.PathLike[str] = False,
     ) -> Any:
         """Hand the task to the current experiment; return `task_outputs(dep)`.
 
@@ -230,13 +316,26 @@ class Task(Config):
         `ResumableTask` is started again after a timeout. `requirements`: what the job needs,
         e.g. `"duration=2h"` (overrides the class's `__requirements__`). `rerun`: run the job
         again even if it is done (True), or only if its code changed since it ran ("changed").
-        Raises `ConfigError` outside `with experiment(...)`, or for a missing or bad value.
+        `dry_run`: outside an experiment only, compute the identifier, job folder, generated
+        paths and outputs as if in the workspace `dry_run` (a folder or workspace id; True for
+        the current folder), writing and running nothing; the task is sealed.
+        Raises `ConfigError` outside `with experiment(...)` without `dry_run`, with `dry_run`
+        inside one, or for a missing or bad value.
         """
         submitter = current_submitter.get()
+        name = type(self).__qualname__
+        if submitter is not None and dry_run is not False:
+            raise ConfigError(
+                f"{name}.submit(dry_run=...) inside an experiment: a dry run is the "
+                "experiment's choice. Use `experiment(workdir, name, dry_run=True)`."
+            )
+        if submitter is None and dry_run is not False and _dry_run_submitter is not None:
+            submitter = _dry_run_submitter("." if dry_run is True else dry_run)
         if submitter is None:
             raise ConfigError(
-                f"{type(self).__qualname__}.submit() was called outside an experiment. Wrap it "
-                "in `with experiment(workdir, name):`."
+                f"{name}.submit() was called outside an experiment. Wrap it in "
+                "`with experiment(workdir, name):`, or pass dry_run=WORKDIR to only compute "
+                "its identifier and paths."
             )
         return submitter.submit(
             self,
@@ -307,3 +406,117 @@ class ResumableTask(Task):
     scheduler starts it again, keeping the folder (checkpoints), up to `max_retries` times.
     Its `execute()` should resume from what an earlier attempt saved.
     """
+
+
+def _frozen_sets(value: Any) -> Any:
+    """`value` with every set in it (also inside lists, tuples and dicts) as a frozenset."""
+    if isinstance(value, set):
+        return frozenset(_frozen_sets(item) for item in value)
+    if isinstance(value, list):
+        return [_frozen_sets(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_frozen_sets(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _frozen_sets(item) for key, item in value.items()}
+    return value
+
+
+def _children(value: Any, path: str) -> Iterator[tuple[str, Config]]:
+    """The configurations in a parameter value (itself, or inside lists, sets and dicts)."""
+    if isinstance(value, Config):
+        yield path, value
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _children(item, f"{path}[{i}]")
+    elif isinstance(value, (set, frozenset)):
+        for item in value:
+            yield from _children(item, f"{path}{{}}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _children(item, f"{path}[{key!r}]")
+
+
+def tags_in_effect(root: Config) -> dict[str, Any]:
+    """Tags of `root` and of every configuration it contains, except below one whose tags are
+    stopped (`stop_tags()`); an outer configuration's tag wins over an inner one's."""
+    memo: dict[int, dict[str, Any]] = {}
+
+    def of(cfg: Config) -> dict[str, Any]:
+        key = id(cfg)
+        if key not in memo:
+            memo[key] = {}  # a cycle is reported by walk(); here it only must not recurse
+            tags: dict[str, Any] = {}
+            for child in reversed(_direct_children(cfg)):
+                if not child._etude.tags_stopped:
+                    tags.update(of(child))
+            tags.update(cfg._etude.tags or {})
+            memo[key] = tags
+        return memo[key]
+
+    return dict(of(root))
+
+
+def _direct_children(cfg: Config) -> list[Config]:
+    values = cfg.__dict__
+    children: list[Config] = []
+    for name in schema_of(type(cfg)).fields:
+        value = values.get(name, MISSING)
+        if value is not MISSING:
+            children.extend(child for _, child in _children(value, name))
+    children.extend(cfg._etude.init_tasks)
+    return children
+
+
+class _Instances:
+    """Copies of a configuration graph in runtime mode (see `Config.instance`)."""
+
+    def __init__(self) -> None:
+        self.copies: dict[int, Config] = {}
+        self.order: list[Config] = []  # children before the configurations containing them
+
+    def of(self, root: T, path: str) -> T:
+        result = self.config(root, path)  # type: ignore[arg-type]
+        for obj in self.order:
+            post = getattr(type(obj), "__post_init__", None)
+            if post is not None:
+                post(obj)
+        return result  # type: ignore[return-value]
+
+    def config(self, cfg: Config, path: str) -> Config:
+        copy = self.copies.get(id(cfg))
+        if copy is not None:
+            return copy
+        copy = object.__new__(type(cfg))
+        state = ConfigState()
+        state.runtime = state.sealed = True
+        state.tags = dict(cfg._etude.tags) if cfg._etude.tags else None
+        state.dep_digest = cfg._etude.dep_digest
+        object.__setattr__(copy, "_etude", state)
+        self.copies[id(cfg)] = copy
+        values = cfg.__dict__
+        for name, f in schema_of(type(cfg)).fields.items():
+            if name in values:
+                copy.__dict__[name] = self.value(values[name], f"{path}.{name}")
+            elif f.required:
+                raise MissingParameterError(
+                    f"{path}.{name} has no value: it is required. "
+                    f"Pass {name}=... to {type(cfg).__qualname__}.C()."
+                )
+        state.init_tasks = tuple(
+            self.config(init, f"{path}.init_tasks[{i}]")  # type: ignore[misc]
+            for i, init in enumerate(cfg._etude.init_tasks)
+        )
+        self.order.append(copy)
+        return copy
+
+    def value(self, value: Any, path: str) -> Any:
+        if isinstance(value, Config):
+            return self.config(value, path)
+        if isinstance(value, (list, tuple)):
+            items = [self.value(item, f"{path}[{i}]") for i, item in enumerate(value)]
+            return items if isinstance(value, list) else tuple(items)
+        if isinstance(value, (set, frozenset)):
+            return type(value)(self.value(item, f"{path}{{}}") for item in value)
+        if isinstance(value, dict):
+            return {k: self.value(v, f"{path}[{k!r}]") for k, v in value.items()}
+        return value  # scalars, paths, enum members: immutable

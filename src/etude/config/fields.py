@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import copy
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -46,21 +46,38 @@ class PathGenerator:
     that raises `PathGeneratorError`.
     """
 
-    __slots__ = ("relative",)
+    __slots__ = ("partial", "relative")
 
-    def __init__(self, relative: str | Path = "") -> None:
+    def __init__(self, relative: str | Path = "", *, partial: PartialFolder | None = None) -> None:
         self.relative = Path(relative)
+        self.partial = partial
         if self.relative.is_absolute():
             raise ValueError(
                 f"PathGenerator({str(relative)!r}): the path must be relative to the job "
                 "directory; drop the leading '/'."
             )
 
-    def generate(self, jobpath: Path) -> Path:
-        return jobpath / self.relative
+    def generate(self, jobpath: Path, owner: Any = None) -> Path:
+        """The path for configuration `owner` of the task whose folder is `jobpath`: in that
+        folder, or in the partial folder of `owner` (in the same workspace) if one is given."""
+        if self.partial is None:
+            return jobpath / self.relative
+        if owner is None:
+            raise ValueError(f"{self!r}.generate(): a partial path needs its configuration.")
+        workspace = jobpath.parents[2]  # WORKSPACE/jobs/NAME/ID
+        return self.partial.folder_in(workspace, owner) / self.relative
 
     def __repr__(self) -> str:
-        return f"PathGenerator({str(self.relative)!r})"
+        where = f", partial={self.partial.name!r}" if self.partial is not None else ""
+        return f"PathGenerator({str(self.relative)!r}{where})"
+
+
+class PartialFolder(Protocol):
+    """What `PathGenerator(partial=...)` needs of a partial folder (see `etude.partial`)."""
+
+    name: str
+
+    def folder_in(self, workspace: Path, owner: Any) -> Path: ...
 
 
 def pathgenerator(relative: str | Path = "") -> PathGenerator:
@@ -70,6 +87,43 @@ def pathgenerator(relative: str | Path = "") -> PathGenerator:
 
 _MISSING: Any = type("MISSING", (), {"__repr__": lambda self: "MISSING"})()
 MISSING: Any = _MISSING
+
+
+class ParamGroup:
+    """A named group of parameters (see `field(groups=...)` and `etude.partial`).
+
+    Groups compare by name: `param_group("iter")` and the string `"iter"` are the same group.
+    Holding the object in a variable lets a typo fail at import rather than silently.
+    """
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"param_group({name!r}): a group needs a non-empty name.")
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"param_group({self.name!r})"
+
+
+def param_group(name: str) -> ParamGroup:
+    """A parameter group object, usable wherever a group name is (`field`, `partial`)."""
+    return ParamGroup(name)
+
+
+def group_names(groups: Any, where: str) -> tuple[str, ...]:
+    """Names of `groups`: one group or an iterable of groups, each a name or a `ParamGroup`."""
+    items = [groups] if isinstance(groups, (str, ParamGroup)) else list(groups)
+    names = []
+    for item in items:
+        name = item.name if isinstance(item, ParamGroup) else item
+        if not isinstance(name, str) or not name:
+            raise ValueError(
+                f"{where}: {item!r} is not a group; give names or param_group(...) objects."
+            )
+        names.append(name)
+    return tuple(names)
 
 
 class FieldSpec:
@@ -94,7 +148,7 @@ def field(
     *,
     default: Any = MISSING,
     default_factory: Callable[[], Any] | None = None,
-    groups: str | tuple[str, ...] | list[str] = (),
+    groups: str | ParamGroup | Iterable[str | ParamGroup] = (),
 ) -> Any:
     """Declare the default of a parameter: `lr: Param[float] = field(default=0.1)`.
 
@@ -102,7 +156,7 @@ def field(
     `PathGenerator` for a path inside the job directory). `groups` names the parameter groups
     the field belongs to (see `etude.partial`).
     """
-    names = (groups,) if isinstance(groups, str) else tuple(groups)
+    names = group_names(groups, "field(groups=...)")
     return FieldSpec(default=default, default_factory=default_factory, groups=names)
 
 

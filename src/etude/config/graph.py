@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-from .base import Config, schema_of
+from .base import Config, _children, schema_of, tags_in_effect
 from .errors import CycleError, MissingParameterError
 from .fields import MISSING
-
-
-def _children(value: Any, path: str) -> Iterator[tuple[str, Config]]:
-    if isinstance(value, Config):
-        yield path, value
-    elif isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            yield from _children(item, f"{path}[{i}]")
-    elif isinstance(value, (set, frozenset)):
-        for item in value:
-            yield from _children(item, f"{path}{{}}")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _children(item, f"{path}[{key!r}]")
 
 
 def walk(root: Config, root_path: str) -> list[tuple[str, Config]]:
@@ -74,9 +59,5 @@ def check_required(nodes: list[tuple[str, Config]]) -> None:
 
 
 def collect_tags(nodes: list[tuple[str, Config]]) -> dict[str, Any]:
-    """Tags of every configuration of the graph (dependencies' tags flow to their users)."""
-    tags: dict[str, Any] = {}
-    for _, cfg in reversed(nodes):
-        if cfg._etude.tags:
-            tags.update(cfg._etude.tags)
-    return tags
+    """The tags of the graph walked into `nodes` (its root first): see `Config.tags()`."""
+    return tags_in_effect(nodes[0][1]) if nodes else {}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import struct
+from collections.abc import Callable
 from pathlib import PurePath
 from typing import Any
 
@@ -19,7 +20,7 @@ from .base import Config, schema_of
 from .errors import CycleError, MissingParameterError, SerializationError
 from .fields import MISSING, Kind
 from .naming import type_name
-from .schema import Schema
+from .schema import Field, Schema
 
 _pack_double = struct.Struct(">d").pack
 _DECIMAL_BITS = 12_000  # ints below 2**12000 (~3600 digits) are written in decimal
@@ -96,9 +97,10 @@ def _default_keys(schema: Schema) -> dict[str, bytes | None]:
     return keys
 
 
-def _digest(cfg: Config, stack: set[int], skip_groups: frozenset[str] = frozenset()) -> bytes:
+def _digest(cfg: Config, stack: set[int], skip: Callable[[Field], bool] | None = None) -> bytes:
+    """`skip(field)`: leave that field of `cfg` (not of nested configurations) out."""
     state = cfg._etude
-    if state.digest is not None and not skip_groups:
+    if state.digest is not None and skip is None:
         return state.digest
     key = id(cfg)
     if key in stack:
@@ -113,7 +115,7 @@ def _digest(cfg: Config, stack: set[int], skip_groups: frozenset[str] = frozense
     values = cfg.__dict__
     parts = [b"C", _str_key(type_name(cls))]
     for f in schema.identity_fields:
-        if skip_groups and skip_groups.intersection(f.groups):
+        if skip is not None and skip(f):
             continue
         value = values.get(f.name, MISSING)
         if value is MISSING:
@@ -134,7 +136,7 @@ def _digest(cfg: Config, stack: set[int], skip_groups: frozenset[str] = frozense
         parts.append(state.dep_digest)
     stack.discard(key)
     digest = hashlib.sha256(b"".join(parts)).digest()
-    if state.sealed and not skip_groups:
+    if state.sealed and skip is None:
         state.digest = digest
     return digest
 
@@ -151,11 +153,17 @@ def identifier(cfg: Config) -> str:
     return _digest(cfg, set()).hex()
 
 
-def partial_identifier(cfg: Config, name: str, exclude_groups: frozenset[str]) -> str:
-    """The identifier of `cfg` without its own parameters in `exclude_groups`, for partial `name`.
+def partial_identifier(
+    cfg: Config, name: str, excluded: Callable[[Field], bool] | frozenset[str]
+) -> str:
+    """The identifier of `cfg` without its own parameters for which `excluded` is true (or,
+    given group names, the parameters in those groups), for partial `name`.
 
     Configurations that differ only in those parameters share it (e.g. runs that differ only
     in their number of epochs share a checkpoint folder). Nested configurations count whole.
     """
-    inner = _digest(cfg, set(), exclude_groups)
+    if isinstance(excluded, frozenset):
+        groups = excluded
+        excluded = lambda f: bool(groups.intersection(f.groups))  # noqa: E731
+    inner = _digest(cfg, set(), excluded)
     return hashlib.sha256(b"P" + _str_key(name) + inner).hexdigest()

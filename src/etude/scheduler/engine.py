@@ -28,6 +28,7 @@ from ..config.runtime import LOCK_FD_ENV
 from ..launchers import LaunchedJob, Launcher, LaunchRequest
 from ..workspace import FileLock, check_done, read_json, write_json_atomic
 from ..workspace.atomic import CorruptFileError
+from ..workspace.tokens import release_units, take_units
 from .job import DONE, ERROR, FINAL, RUNNING, WAITING, Job
 
 logger = logging.getLogger("etude.scheduler")
@@ -159,8 +160,11 @@ class Scheduler:
                 self._cond.wait(max(0.01, min(timeout, held)) if held > 0 else timeout)
 
     def _needs_polling(self) -> bool:
-        return bool(self._elsewhere or self._dirty) or any(
-            job.output_watchers for job in self._running_jobs
+        # A job waiting for tokens may get them when another experiment's job ends.
+        return (
+            bool(self._elsewhere or self._dirty)
+            or any(job.output_watchers for job in self._running_jobs)
+            or any(job.tokens for job in self._pending)
         )
 
     def _schedule(self) -> None:
@@ -179,15 +183,30 @@ class Scheduler:
                 or not job.launcher.reserve(job.id, job.requirements)  # e.g. GPUs all taken
             ):
                 waiting.append(job)
+            elif not self._take_tokens(job):
+                job.launcher.release(job.id)
+                waiting.append(job)
             else:
                 lock = self._claim(job)
                 if lock is not None:
                     ready.setdefault(id(job.launcher), []).append((job, lock))
                 else:
                     job.launcher.release(job.id)
+                    _release_tokens(job)
         self._pending = waiting
         for claimed in ready.values():  # jobs ready together go to their launcher together
             self._launch(claimed)
+
+    def _take_tokens(self, job: Job) -> bool:
+        """Take the token units `job` needs, all or none; whether it now holds them."""
+        workspace = job.path.parents[2]  # WORKSPACE/jobs/NAME/ID
+        for token, count in job.tokens:
+            locks = take_units(workspace, token.name, token.size, count)
+            if locks is None:
+                _release_tokens(job)
+                return False
+            job.token_locks.extend(locks)
+        return True
 
     def _held(self, job: Job, now: float) -> bool:
         """Whether `job` waits for submissions to pause, so that its launcher gets a batch."""
@@ -265,6 +284,7 @@ class Scheduler:
                 message = f"cannot start the job: {result}"
                 write_json_atomic(job.dir.failed, _failure("error", message))
                 lock.release()
+                _release_tokens(job)
                 self._finish(job, ERROR, "error", message)
                 continue
             job.started_at = time.time()
@@ -284,7 +304,9 @@ class Scheduler:
             env={**os.environ, **job.environ, LOCK_FD_ENV: str(lock.fd)},
             stdout=job.dir.stdout,
             stderr=job.dir.stderr,
-            keep_fds=(lock.fd,),
+            # The job process shares the token slots too: they stay taken while it runs,
+            # even if this experiment ends first.
+            keep_fds=(lock.fd, *(t.fd for t in job.token_locks if t.fd is not None)),
             options=dict(job.launcher_options),
             time_limit=job.requirements.duration if job.requirements else None,
             append_logs=job.retries > 0,
@@ -327,6 +349,7 @@ class Scheduler:
         for job, status in exited:
             self._running[id(job.launcher)] -= 1
             self._running_jobs.discard(job)
+            _release_tokens(job)
             if check_done(job.dir):
                 self._finish(job, DONE)
                 continue
@@ -459,6 +482,11 @@ def _output_callback(
         return callback(output)
 
     return call
+
+
+def _release_tokens(job: Job) -> None:
+    release_units(job.token_locks)
+    job.token_locks = []
 
 
 def _create_time(pid: int, fallback: float) -> float:

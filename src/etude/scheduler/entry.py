@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from ..config import ScriptLoadStop, loading_script
+from ..config import ScriptLoadStop, loading_script, register_dry_run_submitter
 
 if TYPE_CHECKING:
     from ..launchers import Launcher
-    from .experiment_context import Experiment
+    from .experiment_context import DetachedDryRun, Experiment
 
 
 def experiment(
@@ -36,3 +36,12 @@ def experiment(
     from .experiment_context import Experiment  # lazily: see the module docstring
 
     return Experiment(workdir, name, launcher=launcher, dry_run=dry_run)
+
+
+def _detached_dry_run(workdir: str | os.PathLike[str]) -> DetachedDryRun:
+    from .experiment_context import DetachedDryRun  # lazily: see the module docstring
+
+    return DetachedDryRun(workdir)
+
+
+register_dry_run_submitter(_detached_dry_run)

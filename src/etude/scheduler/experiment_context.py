@@ -51,6 +51,7 @@ from .index import IndexWriter, Reporters
 from .job import DONE, ERROR, Job
 from .plan import DryRunPlan
 from .progress import Progress
+from .tokens import Token
 
 JOB_SCRIPT = """\
 # etude job {type_name} {job_id}
@@ -125,6 +126,7 @@ class Experiment:
         self._jobs: dict[str, Job] = {}
         self._tokens: list[Any] = []
         self._submit_lock = threading.RLock()
+        self._declared_tokens: dict[str, Token] = {}
         self.started_at = time.time()
 
     # -- context ----------------------------------------------------------------------------
@@ -218,6 +220,20 @@ class Experiment:
         if not self.dry_run:
             self.scheduler.wait()
 
+    def token(self, name: str, size: int) -> Token:
+        """A token: `size` units of a resource named `name`, shared by every experiment of
+        this workspace (see `Token`). Raises `ValueError` for a bad name or size, or if this
+        experiment already declared `name` with another size."""
+        token = self._declared_tokens.get(name)
+        if token is None:
+            token = self._declared_tokens[name] = Token(name, size)
+        elif token.size != size:
+            raise ValueError(
+                f"token {name!r} was declared with size {token.size} in this experiment; "
+                f"declare it once (got size {size} now)."
+            )
+        return token
+
     @property
     def jobs(self) -> list[Job]:
         return list(self._jobs.values())
@@ -267,6 +283,7 @@ class Experiment:
             return task.task_outputs(_marker(task))
         self._jobs[job.id] = job
         task._etude.job = job
+        job.tokens = [(t, n) for t in self._declared_tokens.values() if (n := t.take_need(task))]
         if task._etude.completed_callbacks:
             for callback in task._etude.completed_callbacks:
                 job.add_completed_callback(callback)
@@ -307,8 +324,8 @@ class Experiment:
         state = task._etude
         if state.sealed and init_tasks and init_tasks != state.init_tasks:
             raise ConfigError(
-                f"{type(task).__qualname__} was already submitted with other init tasks; build "
-                "a new configuration to submit it with these."
+                f"{type(task).__qualname__} is sealed (already submitted, or seal() was called) "
+                "with other init tasks; build a new configuration to submit it with these."
             )
         if not state.sealed:
             state.init_tasks = init_tasks
@@ -326,10 +343,8 @@ class Experiment:
             raise
         folder = self.workspace.job_dir(tname, job_id)
         for _, cfg in nodes:
-            if not cfg._etude.sealed:
-                _generate_paths(cfg, folder.path)
-        for _, cfg in nodes:
-            cfg._etude.sealed = True
+            _generate_paths(cfg, folder.path)  # only paths not generated yet
+        task.seal()
         if max_retries is None:
             max_retries = self.settings.max_retries
         elif not isinstance(max_retries, int) or max_retries < 0:
@@ -344,7 +359,7 @@ class Experiment:
         kept = [(root + path[len(shown) :], cfg) for path, cfg in nodes]
         job.configs = dict(kept)
         job.config_paths = {id(cfg): path for path, cfg in kept}
-        job.output_marker = _marker(task)
+        job.output_marker = _marker(task, announced=True)
         for owner, method, callback in state.watchers or ():
             job.add_output_watcher(owner, method, callback)
         job.dependencies = self._dependencies(task, nodes)
@@ -355,8 +370,13 @@ class Experiment:
         return job
 
     def _dependencies(self, task: Task, nodes: list[tuple[str, Config]]) -> list[Job]:
+        """The jobs `task` waits for: producers of the task outputs it uses. A dynamic output
+        (announced by a running job, see `watch_output`) exists already: its producer is not
+        waited for, unless the task also uses an ordinary output of the same job."""
         found: dict[str, Job] = {}
         for path, cfg in nodes:
+            if cfg._etude.dep_announced:
+                continue
             producer = cfg._etude.dep_task
             if producer is None or producer is task:
                 continue
@@ -364,7 +384,7 @@ class Experiment:
             if job is None:
                 raise ConfigError(f"{path}: output of a task that was never submitted.")
             if job.id not in self._jobs:  # submitted in another experiment object
-                producer.submit()
+                self._submit(producer, None, producer._etude.init_tasks, None)
                 job = producer._etude.job
             found[job.id] = job
         return list(found.values())
@@ -456,6 +476,21 @@ def _quiet_interrupts() -> None:
     sys.excepthook = hook
 
 
+class DetachedDryRun:
+    """What `task.submit(dry_run=WORKDIR)` submits to outside an experiment: a dry-run
+    experiment of its own, used for that call only; nothing is written, run or printed."""
+
+    def __init__(self, workdir: str | os.PathLike[str]) -> None:
+        self.experiment = Experiment(workdir, "dry-run", dry_run=True)
+
+    def submit(self, task: Task, **options: Any) -> Any:
+        token = current_workspace.set(self.experiment.workspace)  # for partial folders
+        try:
+            return self.experiment.submit(task, **options)
+        finally:
+            current_workspace.reset(token)
+
+
 def _append_line(path: Path, record: dict[str, Any]) -> None:
     """Append one JSON line with a single write (O_APPEND): concurrent writers never mix."""
     data = (json.dumps(record, separators=(",", ":")) + "\n").encode()
@@ -466,15 +501,20 @@ def _append_line(path: Path, record: dict[str, Any]) -> None:
         os.close(fd)
 
 
-def _marker(task: Task) -> Any:
+def _marker(task: Task, *, announced: bool = False) -> Any:
+    """The `dep` function given to `task_outputs` (or, with `announced`, to the output methods
+    of `watch_output`): it marks a value as an output of `task`."""
+
     def dep(value: Any) -> Any:
         if isinstance(value, Config):
             state = value._etude
             state.dep_task = task
+            state.dep_announced = announced
             if value is not task:
                 state.dep_digest = digest(task)
-                if task._etude.job is not None and task._etude.job.tags:
-                    state.tags = {**task._etude.job.tags, **(state.tags or {})}
+                job = task._etude.job
+                if job is not None and job.tags and not task._etude.tags_stopped:
+                    state.tags = {**job.tags, **(state.tags or {})}
         return value
 
     return dep
@@ -502,7 +542,7 @@ def _generate_paths(cfg: Config, jobpath: Path) -> None:
     values = cfg.__dict__
     for name, f in schema_of(type(cfg)).fields.items():
         if f.generator is not None and name not in values:
-            values[name] = f.generator.generate(jobpath)
+            values[name] = f.generator.generate(jobpath, cfg)
 
 
 def _process_record(experiment_name: str) -> dict[str, Any]:

@@ -14,6 +14,8 @@ from ..workspace import JobDir
 
 if TYPE_CHECKING:
     from ..launchers import LaunchedJob, Launcher, Requirements
+    from ..workspace import FileLock
+    from .tokens import Token
 
 # States of a job inside an experiment (the folder's states are in etude.workspace.status).
 WAITING = "waiting"  # dependencies or a free slot
@@ -83,6 +85,8 @@ class Job:
         self.configs: dict[str, Any] = {}  # path in the task's graph -> configuration
         self.config_paths: dict[int, str] = {}  # id(configuration) -> its path
         self.output_marker: Callable[[Any], Any] | None = None
+        self.tokens: list[tuple[Token, int]] = []  # (token, units) held while it runs
+        self.token_locks: list[FileLock] = []  # the slots held now
         self._callbacks: list[Callable[[], Any]] = []
         self._lock = threading.Lock()
         self._on_callback: Callable[[Job, Callable[[], Any]], None] | None = None

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, overload
 
 from ..config import Config, ConfigError, partial_identifier, type_name
+from ..config.fields import group_names
+from ..config.schema import Field
 from .layout import Workspace, current_workspace
 
 
@@ -22,20 +23,48 @@ class Partial:
     `self.checkpoints` is `WORKSPACE/partials/QUALIFIED_NAME/checkpoints/PARTIAL_ID/`, the same
     folder for every `Learn` with the same `lr` whatever its `epochs`. The folder is created on
     first access; tasks sharing it may run at the same time, so write into it atomically.
+
+    A parameter of the task is left out of the partial identifier when `exclude_all` is set,
+    when it is in one of `exclude_groups`, or when it has no group and `exclude_no_group` is
+    set; but never when it is in one of `include_groups`. Groups are names or
+    `param_group(...)` objects.
     """
 
-    def __init__(self, exclude_groups: Iterable[str]) -> None:
-        groups = [exclude_groups] if isinstance(exclude_groups, str) else list(exclude_groups)
-        if not groups or not all(isinstance(g, str) and g for g in groups):
+    def __init__(
+        self,
+        exclude_groups: Any = (),
+        include_groups: Any = (),
+        exclude_all: bool = False,
+        exclude_no_group: bool = False,
+    ) -> None:
+        self.exclude_groups = frozenset(group_names(exclude_groups, "partial(exclude_groups=...)"))
+        self.include_groups = frozenset(group_names(include_groups, "partial(include_groups=...)"))
+        self.exclude_all = exclude_all
+        self.exclude_no_group = exclude_no_group
+        if not (self.exclude_groups or exclude_all or exclude_no_group):
             raise ValueError(
-                "partial(exclude_groups=[...]): give the names of the parameter groups to leave "
-                "out, e.g. partial(exclude_groups=['training'])."
+                "partial(...): say which parameters to leave out: exclude_groups=['training'], "
+                "exclude_all=True or exclude_no_group=True (then include_groups=[...] keeps some)."
             )
-        self.exclude_groups = frozenset(groups)
         self.name = ""
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
+
+    def excluded(self, f: Field) -> bool:
+        """Whether parameter `f` is left out of the partial identifier."""
+        if self.include_groups.intersection(f.groups):
+            return False
+        return (
+            self.exclude_all
+            or bool(self.exclude_groups.intersection(f.groups))
+            or (self.exclude_no_group and not f.groups)
+        )
+
+    def folder_in(self, workspace: Path, owner: Config) -> Path:
+        """The partial folder of `owner` in `workspace` (not created)."""
+        ident = partial_identifier(owner, self.name, self.excluded)
+        return workspace / "partials" / type_name(type(owner)).lower() / self.name / ident
 
     @overload
     def __get__(self, obj: None, owner: type) -> Partial: ...
@@ -53,12 +82,17 @@ class Partial:
                 f"{type(obj).__qualname__}.{self.name} is a partial folder; it is known inside "
                 "an experiment or a running task."
             )
-        ident = partial_identifier(obj, self.name, self.exclude_groups)
-        folder = workspace.path / "partials" / type_name(type(obj)).lower() / self.name / ident
+        folder = self.folder_in(workspace.path, obj)
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
 
-def partial(*, exclude_groups: Iterable[str]) -> Any:
+def partial(
+    *,
+    exclude_groups: Any = (),
+    include_groups: Any = (),
+    exclude_all: bool = False,
+    exclude_no_group: bool = False,
+) -> Any:
     """Declare a partial folder on a task class (see `Partial`)."""
-    return Partial(exclude_groups)
+    return Partial(exclude_groups, include_groups, exclude_all, exclude_no_group)
