@@ -190,7 +190,7 @@ def _sweep(workspace: Workspace, args: argparse.Namespace) -> int:
         else:
             print("\n".join(made))
         print(f"sweep {sweep_id}: {len(made)} runs enqueued on {args.queue!r}; rank them with "
-              f"etude runs list --where 'tags.sweep = \"{sweep_id}\"' --sort -metrics....",
+              f"etude runs list --where 'tags.sweep = \"{sweep_id}\"' --sort -metrics.TITLE.SERIES",
               file=sys.stderr)
         return 0
 
