@@ -345,6 +345,8 @@ def test_runs_of_an_agent_killed_with_sigkill_are_failed_and_queued_ones_stay(
     try:
         wait_for(lambda: "running" in Run.get(first.id, workspace=ws).console(),
                  "the first run to start")
+        (dead_work,) = (ws / "agents").iterdir()  # the rebuilt code of the first run
+        assert (dead_work / first.id).is_dir()
         process.kill()
         process.wait(DEADLINE_S)
     finally:
@@ -361,6 +363,7 @@ def test_runs_of_an_agent_killed_with_sigkill_are_failed_and_queued_ones_stay(
                           and Run.get(first.id, workspace=ws), "the first run to be failed")
         assert time.monotonic() - start < 15
         assert killed.reason == "killed"
+        assert not dead_work.exists()  # the dead agent's work folder goes with it
         wait_for(lambda: Run.get(second.id, workspace=ws).state == "running",
                  "the second run to start in the new agent")
         replacement.send_signal(signal.SIGTERM)

@@ -20,7 +20,12 @@ import pytest
 
 from etude.tracking import Run
 from etude.tracking.capture import capture
-from etude.tracking.codestate import CodeStateError, PreparedCode, prepare_code
+from etude.tracking.codestate import (
+    CodeStateError,
+    PreparedCode,
+    prepare_code,
+    remove_work_folder,
+)
 from etude.tracking.codestate_env import (
     READY_MARKER,
     PackageDifference,
@@ -696,3 +701,26 @@ def test_two_agents_asking_at_once_share_one_virtualenv(tmp_path: Path) -> None:
     folders = [path for path in (tmp_path / "venvs").iterdir() if path.is_dir()]
     assert folders == [Path(outputs[0]).parent.parent]
     assert venv_python_says(Path(outputs[0]), "import demo_pkg; print(demo_pkg.VERSION)") == "2.0"
+
+
+def test_a_dead_agents_work_folder_goes_and_its_worktrees_are_pruned(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
+    (repo / "train.py").write_text("print('hi')\n")
+    subprocess.run([*git, "add", "."], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "first"], cwd=repo, check=True)
+    work = tmp_path / "agents" / "dead-agent"
+    work.mkdir(parents=True)
+    subprocess.run([*git, "worktree", "add", "-q", "--detach", str(work / "run1")], cwd=repo,
+                   check=True)
+    (work / "run2.out").write_text("output of a run\n")
+
+    remove_work_folder(work)
+
+    assert not work.exists()
+    listed = subprocess.run(["git", "worktree", "list", "--porcelain"], cwd=repo, check=True,
+                            capture_output=True, text=True).stdout
+    assert listed.count("worktree ") == 1, listed  # only the repository itself
+    remove_work_folder(work)  # already gone: nothing to do

@@ -327,6 +327,7 @@ class Agent:
     def _recover(self) -> None:
         """Runs of agents that died: back to their queue if not started, else failed."""
         from ..store.queue import forget_agent, list_agents, release, remove_entry
+        from .codestate import remove_work_folder
 
         now = time.time()
         for agent in list_agents(self.store):
@@ -343,6 +344,7 @@ class Agent:
                     remove_entry(self.store, entry.run_id, claimed_too=True)
                 append_edit(self.root, entry.run_id)
             release(self.store, back)
+            remove_work_folder(self.root / AGENTS_DIR / agent.id)
 
     def _heal(self) -> None:
         """Queue entries from the run folders (a crash between writing one and the other)."""

@@ -381,6 +381,29 @@ def _remove_worktree(repo: Path, folder: Path) -> None:
 # Running git
 
 
+def remove_work_folder(folder: Path) -> None:
+    """Delete the work folder of an agent that died (its runs' rebuilt code); git worktrees in
+    it are unregistered from their repositories (`git worktree prune`), as the agent itself
+    would have done had it lived."""
+    repositories = set()
+    children = list(folder.iterdir()) if folder.is_dir() else []
+    for child in children:
+        dot_git = child / ".git"
+        try:
+            text = dot_git.read_text(encoding="utf-8").strip() if dot_git.is_file() else ""
+        except OSError:
+            continue
+        if text.startswith("gitdir:"):  # a worktree: REPO/.git/worktrees/NAME
+            repositories.add(Path(text.partition(":")[2].strip()).parent.parent.parent)
+    shutil.rmtree(folder, ignore_errors=True)
+    for repository in repositories:
+        if repository.is_dir():
+            pruned = _run(["worktree", "prune"], repository, _LOCAL_TIMEOUT_S)
+            if pruned.returncode != 0:
+                _log.warning("git worktree prune in %s failed: %s", repository,
+                             pruned.stderr.strip())
+
+
 def _git(args: Sequence[str], cwd: Path, timeout: float = _LOCAL_TIMEOUT_S) -> str:
     """The standard output of `git args` in `cwd`; CodeStateError with git's stderr else."""
     done = _run(args, cwd, timeout)
