@@ -465,3 +465,49 @@ def test_a_clone_of_a_jobs_run_becomes_a_job_of_its_own(
     assert len([r for r in Run.query(project="jobs", workspace=ws) if r.job]) == 2
     failed = Run.get(wrong.id, workspace=ws)
     assert failed.state == "failed" and "lr" in (failed.message or "") + failed.console()
+
+
+PIPELINE_SCRIPT = """
+import sys
+from etude import Param, Task, experiment
+
+class Prepare(Task):
+    size: Param[int]
+
+    def execute(self):
+        print("prepared", self.size)
+
+class Learn(Task):
+    data: Param[Prepare]
+    lr: Param[float]
+
+    def execute(self):
+        print("learned on", self.data.size, "with", self.lr)
+
+if __name__ == "__main__":
+    with experiment(sys.argv[1], "pipeline"):
+        prepared = Prepare.C(size=3)
+        prepared.submit()
+        Learn.C(data=prepared, lr=0.1).submit()
+"""
+
+
+def test_a_clone_of_a_job_with_a_dependency_submits_the_dependency_first(
+        tmp_path: Path, ws: Path, env: dict[str, str]) -> None:
+    script = tmp_path / "pipeline.py"
+    script.write_text(PIPELINE_SCRIPT)
+    done = subprocess.run([sys.executable, str(script), str(ws)], env=env, capture_output=True,
+                          text=True, timeout=DEADLINE_S)
+    assert done.returncode == 0, done.stderr
+    (learn,) = Run.query(project="pipeline", name="Learn", workspace=ws)
+    draft = Run.clone(learn, name="lr 0.3")
+    draft.set_parameter("Config/lr", 0.3)
+    draft.enqueue("default")
+    agent(env, "--once")
+
+    ran = Run.get(draft.id, workspace=ws)
+    assert ran.state == "completed", ran.console()
+    jobs = [r for r in Run.query(project="pipeline", workspace=ws) if r.job]
+    assert sorted(r.name for r in jobs) == ["Learn", "Learn", "Prepare"]  # Prepare reused
+    assert "learned on 3 with 0.3" in Run.get(
+        next(r for r in jobs if r.params.get("Config/lr") == 0.3).id, workspace=ws).console()

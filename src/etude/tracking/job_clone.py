@@ -48,6 +48,40 @@ def thaw(document: dict[str, Any]) -> Any:
     return task
 
 
+def dependency_tasks(task: Any, dependencies: set[str]) -> dict[str, Any]:
+    """{identifier: task} of the tasks in `task`'s configuration that were its dependencies
+    (their identifiers are in its params.json)."""
+    from ..config import Task, digest, walk
+
+    found: dict[str, Any] = {}
+    for _, child in walk(task, "task")[1:]:
+        if isinstance(child, Task):
+            key = digest(child).hex()
+            if key in dependencies:
+                found[key] = child
+    return found
+
+
+def submit_again(task: Any, dependencies: dict[str, Any]) -> None:
+    """Submit `task`'s dependencies (each after its own), then `task`, so the scheduler waits
+    for them as the first time: a done one is reused, a failed one runs again."""
+    from ..config import walk
+
+    wanted = {id(child) for child in dependencies.values()}
+    submitted: set[int] = set()
+
+    def visit(current: Any) -> None:
+        if id(current) in submitted:
+            return
+        submitted.add(id(current))
+        for _, child in walk(current, "task")[1:]:
+            if id(child) in wanted:
+                visit(child)
+        current.submit()
+
+    visit(task)
+
+
 def apply_edits(task: Any, edits: dict[str, Any]) -> list[str]:
     """Set each `PATH` (dotted, as the job's run shows its parameters) to its value; returns
     the changes made, as text. Raises ValueError naming a path that leads nowhere."""
@@ -115,6 +149,9 @@ def main() -> int:
             "nor an infra method's (no config.json): there is nothing to rebuild. Clone the "
             "run of another job.")
     task = thaw(params["config"])
+    # Its dependencies are tasks of its configuration: found before the edits change their
+    # identifiers, and submitted first (a done one is reused).
+    dependencies = dependency_tasks(task, set(params.get("dependencies") or ()))
     for change in apply_edits(task, edits):
         print(f"edited {change}")
     from ..scheduler.entry import experiment
@@ -126,7 +163,7 @@ def main() -> int:
         else f"clone-{run.id[:12]}"
     try:
         with experiment(params.get("workspace") or run.workspace, name):
-            task.submit()
+            submit_again(task, dependencies)
     finally:
         _record_job(run, task)
     return 0

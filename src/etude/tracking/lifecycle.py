@@ -110,8 +110,11 @@ def clone_run(source: Run, *, name: str | None, project: str | None,
         params=params,
         configuration=configuration,
         user_properties=copy.deepcopy(meta.get("user_properties", {})),
-        # A clone runs with exactly the recorded values, whatever the code's defaults are.
-        edited=copy.deepcopy(params),
+        # A clone runs with exactly the recorded values, whatever the code's defaults are. A
+        # job's clone is rebuilt from the job's own configuration: only what is set on the
+        # draft afterwards is an edit (its shown values, e.g. a nested configuration's type
+        # name, could not be set back anyway).
+        edited=copy.deepcopy(params) if source.job is None else {},
         edited_configuration=copy.deepcopy(configuration),
     )
     new["models"]["input"] = copy.deepcopy(meta.get("models", {}).get("input", {}))

@@ -96,7 +96,7 @@ def main(argv: list[str]) -> int:
     """Submit the job at FOLDER again in EXPERIMENT of WORKSPACE; 0 when it ends done."""
     from ..scheduler.entry import experiment
     from ..scheduler.experiment_context import ExperimentFailed
-    from ..tracking.job_clone import thaw
+    from ..tracking.job_clone import dependency_tasks, submit_again, thaw
 
     if len(argv) != 3:
         print("usage: python -m etude.web.retry WORKSPACE FOLDER EXPERIMENT", file=sys.stderr)
@@ -121,40 +121,6 @@ def main(argv: list[str]) -> int:
         return 1
     print("the retry is done", flush=True)
     return 0
-
-
-def dependency_tasks(task: Any, dependencies: set[str]) -> dict[str, Any]:
-    """{identifier: task} of the tasks in `task`'s configuration that were its dependencies
-    (their identifiers are in its params.json)."""
-    from ..config import Task, digest, walk
-
-    found: dict[str, Any] = {}
-    for _, child in walk(task, "task")[1:]:
-        if isinstance(child, Task):
-            key = digest(child).hex()
-            if key in dependencies:
-                found[key] = child
-    return found
-
-
-def submit_again(task: Any, dependencies: dict[str, Any]) -> None:
-    """Submit `task`'s dependencies (each after its own), then `task`, so the scheduler waits
-    for them as the first time: a done one is reused, a failed one runs again."""
-    from ..config import walk
-
-    wanted = {id(child) for child in dependencies.values()}
-    submitted: set[int] = set()
-
-    def visit(current: Any) -> None:
-        if id(current) in submitted:
-            return
-        submitted.add(id(current))
-        for _, child in walk(current, "task")[1:]:
-            if id(child) in wanted:
-                visit(child)
-        current.submit()
-
-    visit(task)
 
 
 def _not_done(workspace: Path, keys: set[str]) -> list[str]:
