@@ -78,3 +78,32 @@ def test_a_generated_path_in_a_partial_folder_is_shared_by_runs(workspace: Path)
     assert first.jobpath != second.jobpath
     assert first.state == second.state == first.by_iter / "state.json"
     assert json.loads(first.state.read_text()) == {"runs": 2}
+
+
+@pytest.mark.parametrize("how", ["experiment", "environment", "submit"])
+def test_a_dry_run_names_partial_folders_without_creating_them(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, how: str
+):
+    """experiment(dry_run=True), ETUDE_DRY_RUN=1 and submit(dry_run=...) write nothing, even
+    when a partial folder, or a path generated in one, is read (inside the block or after)."""
+    sweep = lt.Sweep.C(lr=0.1)
+    if how == "submit":
+        sweep.submit(dry_run=workspace)
+        seen = [sweep.by_iter, sweep.state]
+    else:
+        if how == "environment":
+            monkeypatch.setenv("ETUDE_DRY_RUN", "1")
+        with experiment(workspace, "xp", dry_run=True if how == "experiment" else None):
+            seen = [sweep.by_iter]  # before submit(): from the experiment's workspace
+            sweep.submit()
+            seen += [sweep.state, sweep.only_seed]
+        seen.append(sweep.ungrouped)  # after the block: from the job's workspace
+    assert seen[0].parent.parent == workspace / "partials" / "long_tasks.sweep"
+    assert seen[1] == sweep.by_iter / "state.json"
+    assert list(workspace.iterdir()) == []
+
+
+def test_a_real_run_creates_the_partial_folder_on_first_read(workspace: Path):
+    with experiment(workspace, "xp"):
+        folder = lt.Sweep.C(lr=0.1).by_iter
+        assert folder.is_dir()

@@ -111,12 +111,12 @@ class Experiment:
                 f"experiment(launcher=...): expected a Launcher such as DirectLauncher(), got "
                 f"{type(launcher).__name__}."
             )
+        self.dry_run = _dry_run_default() if dry_run is None else dry_run
         self.settings = find_workspace(workdir)
-        self.workspace = Workspace(self.settings.path)
+        self.workspace = Workspace(self.settings.path, dry_run=self.dry_run)
         self.name = name
         self.launcher = launcher or DirectLauncher()
         self._launcher_given = launcher is not None
-        self.dry_run = _dry_run_default() if dry_run is None else dry_run
         self.progress = progress or Progress()
         self.index = IndexWriter(self.workspace, name, self.settings.store)
         self.scheduler = Scheduler(Reporters(self.progress, self.index))
@@ -352,6 +352,7 @@ class Experiment:
         job = Job(task, job_id, tname, folder, launcher or self.launcher, max_retries)
         job.environ.update(self.settings.env)
         job.experiment = self.name
+        job.workspace = self.workspace
         job.tags = collect_tags(nodes)
         # The job process names configurations in its output events from its own root
         # (`NAME`, as in `runner.job`), and job folders keep those events: the same here.

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import ConfigError, Task
-from ..workspace import JobDir
+from ..workspace import JobDir, Workspace
 
 if TYPE_CHECKING:
     from ..launchers import LaunchedJob, Launcher, Requirements
@@ -70,6 +70,7 @@ class Job:
         self.reason: str | None = None
         self.message: str | None = None
         self.experiment: str | None = None  # the experiment that submitted it here
+        self.workspace: Workspace | None = None  # that experiment's (marked in a dry run)
         self.reused = False  # already done before this experiment
         self.rerun: bool | str = False  # submit(rerun=...): True, "changed" or False
         self.code: dict[str, Any] | None = None  # fingerprint of its code (see code_changes)

@@ -127,10 +127,15 @@ def short_name(type_name: str) -> str:
 
 
 class Workspace:
-    """A workspace folder; creating the object touches nothing on disk."""
+    """A workspace folder; creating the object touches nothing on disk.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    `dry_run`: the workspace as a dry run sees it, where nothing may be written: code that
+    would create a folder on use (partial folders) only names it.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, dry_run: bool = False) -> None:
         self.path = Path(path).expanduser().absolute()
+        self.dry_run = dry_run
         self._task_dirs: dict[str, tuple[Path, str]] = {}
 
     @property

@@ -8,7 +8,7 @@ from typing import Any, overload
 from ..config import Config, ConfigError, partial_identifier, type_name
 from ..config.fields import group_names
 from ..config.schema import Field
-from .layout import Workspace, current_workspace
+from .layout import current_workspace
 
 
 class Partial:
@@ -22,7 +22,8 @@ class Partial:
     ```
     `self.checkpoints` is `WORKSPACE/partials/QUALIFIED_NAME/checkpoints/PARTIAL_ID/`, the same
     folder for every `Learn` with the same `lr` whatever its `epochs`. The folder is created on
-    first access; tasks sharing it may run at the same time, so write into it atomically.
+    first access, except in a dry run (which writes nothing); tasks sharing it may run at the
+    same time, so write into it atomically.
 
     A parameter of the task is left out of the partial identifier when `exclude_all` is set,
     when it is in one of `exclude_groups`, or when it has no group and `exclude_no_group` is
@@ -76,14 +77,15 @@ class Partial:
         workspace = current_workspace.get()
         job = obj._etude.job
         if workspace is None and job is not None:
-            workspace = Workspace(Path(job.path).parents[2])  # WORKSPACE/jobs/NAME/ID
+            workspace = job.workspace  # that of the experiment, or dry run, that submitted it
         if workspace is None:
             raise ConfigError(
                 f"{type(obj).__qualname__}.{self.name} is a partial folder; it is known inside "
                 "an experiment or a running task."
             )
         folder = self.folder_in(workspace.path, obj)
-        folder.mkdir(parents=True, exist_ok=True)
+        if not workspace.dry_run:
+            folder.mkdir(parents=True, exist_ok=True)
         return folder
 
 
