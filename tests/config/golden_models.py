@@ -12,6 +12,7 @@ from typing import Annotated
 from etude.config import (
     Config,
     Constant,
+    InstanceConfig,
     LightweightTask,
     Meta,
     Param,
@@ -56,6 +57,12 @@ class Model(Config):
     __etude_name__ = "golden.Model"
     hidden: Param[int] = 64
     dropout: Param[float] = 0.1
+
+
+class InstanceModel(InstanceConfig, Model):
+    """`golden.Model` counting by object: used once in a graph, it has `Model`'s identifiers."""
+
+    __etude_name__ = "golden.Model"
 
 
 class Learn(Task):

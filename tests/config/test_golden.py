@@ -55,6 +55,18 @@ def _evaluate_plain_value() -> g.Evaluate:
     return g.Evaluate.C(learned=_learn())
 
 
+def _one_instance_twice() -> g.Ensemble:
+    model = g.InstanceModel.C()
+    return g.Ensemble.C(members=[model, model])
+
+
+def _two_equal_instances_and_a_third_in_a_dict() -> g.Ensemble:
+    first, second = g.InstanceModel.C(hidden=8), g.InstanceModel.C(hidden=8)
+    # Fields count in name order: by_name's items (second, then a third) before members.
+    extra = {"x": second, "y": g.InstanceModel.C(hidden=8)}
+    return g.Ensemble.C(members=[first, second, first], by_name=extra)
+
+
 def _scalars_tagged() -> g.Scalars:
     return g.Scalars.C(count=tag(3)).tag("name", "tagged")
 
@@ -340,6 +352,38 @@ GOLDEN = [
         "159cc8fa3cfcf40f5690af27e42f75e2ab4b79d681e1b0d6b9d800a039d6f5a4",
         id="evaluate-task-output",
     ),
+    # InstanceConfig: used once in a graph (or one object used twice), an instance has the
+    # identifier of a plain configuration of the same values; equal distinct ones differ.
+    pytest.param(
+        lambda: g.InstanceModel.C(hidden=128),
+        "f8921d437adde625e08cf3823709bb92cc4b5b6401501aa23dc0b4f273c03ccf",
+        id="instance-alone-as-model-hidden-128",
+    ),
+    pytest.param(
+        lambda: _learn(model=g.InstanceModel.C(hidden=128)),
+        "7962646b6d1c7a9404e1c635a79de6be198f3e8eccbd9a53c3c48af41110ceeb",
+        id="instance-nested-as-learn-nested-change",
+    ),
+    pytest.param(
+        lambda: g.Ensemble.C(members=[g.Model.C(), g.Model.C()]),
+        "1cf4074791c057589e5bf82e1c5f5452d8487e6eff43c4c87e31ea923fa0dc10",
+        id="list-of-two-equal-configs",
+    ),
+    pytest.param(
+        _one_instance_twice,
+        "1cf4074791c057589e5bf82e1c5f5452d8487e6eff43c4c87e31ea923fa0dc10",
+        id="one-instance-twice-as-two-equal-configs",
+    ),
+    pytest.param(
+        lambda: g.Ensemble.C(members=[g.InstanceModel.C(), g.InstanceModel.C()]),
+        "04c7c89a0b7e55a1f5ba2c06ab2d2ef7fb1fe2df7c3dbea7444e23b64cd59a0e",
+        id="two-equal-instances",
+    ),
+    pytest.param(
+        _two_equal_instances_and_a_third_in_a_dict,
+        "174e0686e2ad79919042cfa62286c07e89b75b3fc650a4d052f1ab0640190011",
+        id="three-equal-instances-shared-across-a-dict-and-a-list",
+    ),
 ]
 
 
@@ -367,6 +411,19 @@ def test_identifier_of_changed_parameters_appends_name_and_tagged_value() -> Non
         + b"6:hidden" + b"i128;"
     ).hexdigest()  # fmt: skip
     assert identifier(g.Model.C(hidden=128, dropout=0.2)) == expected
+
+
+def test_a_second_equal_instance_appends_its_rank() -> None:
+    """Encoding layout: among distinct equal InstanceConfig objects of one graph, the first
+    (in encoding order) is encoded as a plain configuration, the n-th gets '#' n-1 ';'."""
+    values = b"C12:golden.Model" + b"6:hidden" + b"i128;"
+    first = hashlib.sha256(values).digest()
+    second = hashlib.sha256(values + b"#1;").digest()
+    expected = hashlib.sha256(
+        b"C15:golden.Ensemble" + b"7:members" + b"l2:" + b"c" + first + b"c" + second
+    ).hexdigest()
+    ensemble = g.Ensemble.C(members=[g.InstanceModel.C(hidden=128), g.InstanceModel.C(hidden=128)])
+    assert identifier(ensemble) == expected
 
 
 def test_identifier_of_a_nested_config_contains_its_digest() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from etude import (
     Config,
+    InstanceConfig,
     LightweightTask,
     Meta,
     Param,
@@ -28,6 +29,10 @@ def record(log: Path, line: str) -> None:
 
 class Model(Config):
     hidden: Param[int] = 4
+
+
+class Seeded(InstanceConfig, Model):
+    """A model initialised at random: two objects are two models, even with equal values."""
 
 
 class Learn(Task):

@@ -34,6 +34,7 @@ class ConfigState:
 
     __slots__ = (
         "completed_callbacks",
+        "contextual",
         "dep_announced",
         "dep_digest",
         "dep_task",
@@ -59,6 +60,9 @@ class ConfigState:
         self.dep_announced = False
         self.init_tasks: tuple[LightweightTask, ...] = ()
         self.digest: bytes | None = None  # cached identity once sealed
+        # Whether `digest` depends on the graph around this object (it holds an
+        # InstanceConfig): then it is its identity as a root only (see identity.py).
+        self.contextual = False
         self.job: Any = None  # the scheduler's job, once submitted
         self.completed_callbacks: list[Callable[[], Any]] | None = None
         self.watchers: list[tuple[Config, str, Callable[[Any], Any]]] | None = None
@@ -255,6 +259,32 @@ class Config:
                 text = f"<{type(value).__name__}>" if isinstance(value, Config) else repr(value)
                 shown.append(f"{name}={text}")
         return f"{type(self).__qualname__}.C({', '.join(shown)})"
+
+
+class InstanceConfig(Config):
+    """A configuration that counts by object as well as by value.
+
+    Within one configuration graph (a task and everything reachable from it through parameter
+    values and init tasks), distinct objects of an `InstanceConfig` class with equal values
+    have distinct identities, while one object used in several places stays one: so
+    `Ensemble.C(a=m1, b=m2)` and `Ensemble.C(a=m1, b=m1)` are two jobs. The identifier records
+    which uses are one object, not which Python objects they are: among equal instances, the
+    first one the identity encoding reaches counts exactly as a plain `Config` with those
+    values would, the n-th distinct one also by its rank, n-1. Outside a graph,
+    `identifier(m2)` is that of its values. A task cannot be one (`ConfigError` when the class
+    is defined), and an instance cannot be inside a set (`SerializationError` when its
+    identifier is computed).
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if issubclass(cls, Task):
+            raise ConfigError(
+                f"{cls.__qualname__} derives from both InstanceConfig and Task; a task's "
+                "identifier names its job folder, so it counts by value only. Derive it from "
+                "Task alone; to run it twice with equal values, give it a parameter that tells "
+                "the runs apart (e.g. seed: Param[int])."
+            )
 
 
 class LightweightTask(Config):

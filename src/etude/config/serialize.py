@@ -16,7 +16,7 @@ from typing import Any
 
 from .base import Config, ConfigState, LightweightTask, schema_of
 from .errors import CycleError, SerializationError
-from .identity import _DECIMAL_BITS, _encode
+from .identity import _DECIMAL_BITS, encode_value
 from .naming import class_reference, load_class, module_root
 
 FORMAT = 1
@@ -92,7 +92,7 @@ class _Writer:
             return {"tuple": [self.value(v, f"{path}[{i}]") for i, v in enumerate(value)]}
         if isinstance(value, (set, frozenset)):
             written = [(self.value(v, f"{path}{{}}"), v) for v in value]
-            written.sort(key=lambda pair: _encode(pair[1], set()))
+            written.sort(key=lambda pair: encode_value(pair[1]))
             tag = "set" if isinstance(value, set) else "frozenset"
             return {tag: [w for w, _ in written]}
         if isinstance(value, dict):
