@@ -10,6 +10,7 @@ they are copied there too (docs/images/ for the docs).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -361,6 +362,61 @@ def test_runs_are_enqueued_in_bulk_and_a_run_page_offers_its_actions(own_server,
     page.wait_for_selector("#bulk-status.error")
     assert "cannot be enqueued" in page.inner_text("#bulk-status")
     shoot(page, "runs-bulk")
+
+
+def test_a_clone_is_edited_then_enqueued_with_its_new_value(own_server, page, shoot):
+    """Clone in the UI, a refused value shown under its input, the saved value shown, then
+    enqueue: the store has the queued run with the edited value."""
+    from etude.tracking import Run
+    from etude.tracking.query import close_indexes
+
+    server, ws = own_server
+    source = Run.get(project="vision/mnist", name="run-0", workspace=ws)
+    close_indexes()
+    seen = _answer_dialogs(page)
+    page.goto(f"{server.url}runs/{source.id}")
+    page.click("#run-actions button[data-action=clone]")
+    page.wait_for_url(lambda url: source.id not in url)
+    draft = page.get_attribute("#run", "data-run")
+    lr = "#params-form input[name='General/lr']"
+    epochs = "#params-form input[name='General/epochs']"
+    assert page.input_value(lr) == "0.1" and page.input_value(epochs) == "3"
+
+    page.fill(epochs, "many")
+    page.fill(lr, "0.05")
+    page.click("#params-form button[type=submit]")
+    error = page.locator("#params-form .field-error:visible")
+    error.wait_for()
+    assert "General/epochs: expected an int" in error.inner_text()
+    assert page.locator("#params-status.error").count() == 1
+    page.locator("#params").scroll_into_view_if_needed()
+    shoot(page, "run-edit", full_page=False)
+    page.fill(epochs, "4")
+    page.click("#params-form button[type=submit]")
+    page.wait_for_function("() => document.getElementById('params-status').textContent"
+                           " === 'saved 2 parameter(s)'")
+    assert page.locator("#params-form .field-error:visible").count() == 0
+    area = "form.configuration-form[data-name=net] textarea"
+    page.fill(area, '{"layers": [5, 6]}')
+    page.click("form.configuration-form[data-name=net] button[type=submit]")
+    page.wait_for_function("() => document.querySelector('form.configuration-form"
+                           "[data-name=net] .edit-status').textContent === 'saved'")
+
+    page.reload()  # the page drawn again shows the saved values
+    assert page.input_value(lr) == "0.05" and page.input_value(epochs) == "4"
+    assert json.loads(page.input_value(area)) == {"layers": [5, 6]}
+    page.fill(lr, "0.07")  # not saved: enqueueing asks, and the queued run goes without it
+    page.click("#run-actions button[data-action=enqueue]")
+    page.wait_for_function(
+        "() => document.getElementById('run-state').textContent === 'queued'")
+    assert page.locator("#params-form").count() == 0  # a queued run is not edited
+    assert any("1 edit(s) are not saved" in message for message in seen)
+
+    (queued,) = Run.query(where="state = queued", workspace=ws)
+    assert queued.id == draft and queued.params["General/lr"] == 0.05
+    assert queued.params["General/epochs"] == 4 and queued.configuration["net"] == {
+        "layers": [5, 6]}
+    close_indexes()
 
 
 PIPELINE = """

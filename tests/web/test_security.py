@@ -77,6 +77,9 @@ def test_a_change_needs_the_change_header(client, runs):
     pytest.param("/api/runs/{id}/action", {"action": "clone"}, id="action"),
     pytest.param("/api/runs/bulk", {"ids": ["{id}"], "action": "abort"}, id="bulk-action"),
     pytest.param("/api/job/retry", {"folder": "jobs/x/y"}, id="retry"),
+    pytest.param("/api/runs/{id}/parameters", {"set": {"General/lr": "1"}}, id="parameters"),
+    pytest.param("/api/runs/{id}/configuration", {"name": "net", "value": "[]"},
+                 id="configuration"),
 ])
 def test_state_changes_need_the_change_header(client, runs, path, body):
     run_id = runs["run-0"]

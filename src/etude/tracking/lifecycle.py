@@ -183,11 +183,18 @@ def edit_parameters(run: Run, values: dict[str, Any], *, replace: bool, where: s
     _edit_draft(run, change)
 
 
-def edit_configuration(run: Run, name: str, value: Any) -> None:
-    from .sections import configuration_value
+def edit_configuration(run: Run, name: str, value: Any, *, read_files: bool = True) -> None:
+    """Replace the configuration object `name` of a draft. A text naming a file on this
+    machine is read (its text stored) unless `read_files` is False: then every text is
+    stored as it is (values that come from elsewhere, such as the web UI, never make this
+    process read a file)."""
+    from .sections import configuration_data, configuration_value
 
     _require_own_run_or_draft(run)
-    stored, _ = configuration_value(value, name)
+    if read_files:
+        stored, _ = configuration_value(value, name)
+    else:
+        stored = configuration_data(value, f"configuration {name!r}")
 
     def change(meta: dict[str, Any]) -> None:
         meta.setdefault("configuration", {})[name] = stored

@@ -156,13 +156,21 @@ def configuration_value(configuration: Any, name: str) -> tuple[Any, Callable[[A
             f"connect_configuration(name={name!r}): {configuration} is not a "
             "file. Pass the path of an existing file, or a dict."
         )
+    value = configuration_data(configuration, f"connect_configuration(name={name!r})",
+                               "a file path")
+    return value, lambda stored: copy.deepcopy(stored)
+
+
+def configuration_data(configuration: Any, where: str, or_what: str = "a text") -> Any:
+    """What to store for a configuration given as data: a dict, a list, or a text kept as
+    text (never read as a file path). Raises ReportError for anything else."""
     value = json_value(configuration)
     if not isinstance(value, (dict, list, str)):
         raise ReportError(
-            f"connect_configuration(name={name!r}): expected a dict, a list or "
-            f"a file path, got {type(configuration).__name__}."
+            f"{where}: expected a dict, a list or {or_what}, got "
+            f"{type(configuration).__name__}."
         )
-    return value, lambda stored: copy.deepcopy(stored)
+    return value
 
 
 def check_tags(tags: list[str]) -> list[str]:

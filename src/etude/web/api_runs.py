@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from starlette.responses import FileResponse, Response
 
-from . import run_actions, run_data
+from . import run_actions, run_data, run_edits
 from .jsonout import JSONOut
 from .scalars import chart_series
 from .source import NotFound, Source
@@ -47,6 +47,17 @@ class BulkEdit(TagEdit):
 class RunAction(BaseModel):
     action: str
     queue: str = "default"
+
+
+class ParametersEdit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    set: dict[str, Any]
+
+
+class ConfigurationEdit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    value: Any
 
 
 Strings = Annotated[list[str], Query()]
@@ -223,6 +234,23 @@ def edit_properties(request: Request, ref: str, edit: PropertiesEdit) -> Any:
     run.set_user_properties(**edit.properties)
     source.invalidate()
     return {"id": run.id, "user_properties": run.user_properties}
+
+
+@router.post("/runs/{ref}/parameters")
+def edit_parameters(request: Request, ref: str, edit: ParametersEdit) -> Any:
+    """Set parameters of a draft: {"set": {"Section/key": value}}; a text takes the type of
+    the value it replaces (see run_edits). Answers {"id", "changed", "params", "texts"}; 400
+    with `problems` (per parameter) when a value is refused, nothing being set; 409 with the
+    reason when the run is not a draft."""
+    return run_edits.set_parameters(source_of(request), ref, edit.set)
+
+
+@router.post("/runs/{ref}/configuration")
+def edit_configuration(request: Request, ref: str, edit: ConfigurationEdit) -> Any:
+    """Replace a configuration object of a draft: {"name": "model", "value": {...} or its
+    JSON text}. Answers {"id", "name", "configuration", "text"}; 400 for a bad value, 409
+    with the reason when the run is not a draft."""
+    return run_edits.set_configuration(source_of(request), ref, edit.name, edit.value)
 
 
 @router.post("/runs/bulk")

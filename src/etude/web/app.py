@@ -57,6 +57,7 @@ def _handle_errors(app: FastAPI) -> None:
     otherwise), never a traceback or a blank page."""
     from ..store import FilterError
     from ..tracking.errors import ReportError, RunStateError
+    from .run_edits import EditError
 
     def reply(request: Request, status: int, message: str, **extra: Any) -> Any:
         if request.url.path.startswith("/api/"):
@@ -69,6 +70,10 @@ def _handle_errors(app: FastAPI) -> None:
     async def bad_filter(request: Request, exc: FilterError) -> Any:
         return reply(request, 400, exc.message, column=exc.column, problem=exc.problem,
                      hint=exc.hint)
+
+    @app.exception_handler(EditError)
+    async def bad_values(request: Request, exc: EditError) -> Any:
+        return reply(request, 400, str(exc), problems=exc.problems)
 
     handled: list[tuple[type[Exception], int]] = [
         (NotFound, 404), (Forbidden, 403), (RunStateError, 409), (Conflict, 409),

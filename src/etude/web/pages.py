@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from . import job_data, run_data
+from . import job_data, run_data, run_edits
 from .api_runs import _compared, source_of
 
 router = APIRouter(default_response_class=HTMLResponse)
@@ -35,7 +35,10 @@ def templates() -> Any:
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True, trim_blocks=True, lstrip_blocks=True)
         _environment.filters.update(when=when, duration=duration, value=value_text,
-                                    size=size_text, tojson_text=json_text)
+                                    size=size_text, tojson_text=json_text,
+                                    edit_text=run_edits.edit_text, kind=run_edits.kind_of,
+                                    configuration_text=run_edits.configuration_text,
+                                    is_file_configuration=run_edits.is_file_configuration)
     return _environment
 
 
