@@ -363,7 +363,9 @@ def test_runs_of_an_agent_killed_with_sigkill_are_failed_and_queued_ones_stay(
                           and Run.get(first.id, workspace=ws), "the first run to be failed")
         assert time.monotonic() - start < 15
         assert killed.reason == "killed"
-        assert not dead_work.exists()  # the dead agent's work folder goes with it
+        # The dead agent's work folder goes with it (a reader may mark the run killed from
+        # its stale heartbeat before the new agent's recovery gets there).
+        wait_for(lambda: not dead_work.exists(), "the dead agent's work folder to go")
         wait_for(lambda: Run.get(second.id, workspace=ws).state == "running",
                  "the second run to start in the new agent")
         replacement.send_signal(signal.SIGTERM)

@@ -65,7 +65,10 @@ class Logger:
             except (TypeError, OverflowError):
                 buffer.values.pop()
                 raise _bad_iteration(title, series, iteration) from None
-            buffer.times.append(_now())
+            now = _now()
+            buffer.times.append(now)
+        if now > self._recorder.due:  # the writer thread is starved (a busy machine): write now
+            self._recorder.catch_up()
 
     def _new_series(self, key: tuple[str, str]) -> SeriesBuffer:
         for part, what in zip(key, ("title", "series"), strict=True):

@@ -50,6 +50,10 @@ class Recorder:
         self._failures = 0
         self._finished = False
         self._abort_sent = False
+        # When points reported after this time are still unwritten, the writer thread is late
+        # by a whole period: the reporting thread then writes them itself, so a SIGKILL loses
+        # at most about a second of points even when the thread gets no CPU.
+        self.due = time.time() + 2 * self.flush_seconds
 
     def resume(self) -> None:
         """Read the summaries of the points already in the folder (a continued run), after
@@ -67,18 +71,23 @@ class Recorder:
     def _loop(self) -> None:
         while not self._stop.wait(self.flush_seconds):
             self._check_abort()
-            try:
-                self.flush()
-            except Exception as error:  # keep recording; say why points may be missing
-                self._failures += 1
-                if self._failures == 1:
-                    logger.warning(
-                        "run %s: writing to %s failed (%s); retrying every %.1f s",
-                        self.folder.run_id,
-                        self.folder.path,
-                        error,
-                        self.flush_seconds,
-                    )
+            self.catch_up()
+
+    def catch_up(self) -> None:
+        """Flush, keeping on when writing fails (and saying so once): by the writer thread,
+        and by a reporting thread that finds the thread late."""
+        try:
+            self.flush()
+        except Exception as error:  # keep recording; say why points may be missing
+            self._failures += 1
+            if self._failures == 1:
+                logger.warning(
+                    "run %s: writing to %s failed (%s); retrying every %.1f s",
+                    self.folder.run_id,
+                    self.folder.path,
+                    error,
+                    self.flush_seconds,
+                )
 
     def _check_abort(self) -> None:
         """`abort()` from another process or host left a request: stop like on SIGTERM
@@ -96,6 +105,7 @@ class Recorder:
             with self.lock:
                 series, self.series = self.series, {}
                 events, self.events = self.events, []
+            self.due = time.time() + 2 * self.flush_seconds
             if series:
                 self._write_points(series)
             if events:
