@@ -150,7 +150,7 @@ def start_run(
     _check(project, name, type, tags)
     root = resolve_workspace(workspace)
     settings = load_tracking()
-    folder, meta, status, offset = _prepare_folder(
+    folder, meta, status, offset, fresh = _prepare_folder(
         root, project, name, type, tags, comment, reuse_last, continue_last, settings
     )
     run = cls(folder, root)
@@ -159,7 +159,7 @@ def start_run(
         recorder.resume()
     live_run = LiveRun(run, meta, recorder, settings, offset)
     run._live = live_run
-    recorder.start()
+    recorder.start(fresh=fresh)
     set_current(run)
     process.install(live_run.close)
     _start_extras(live_run, root, argparse, frameworks, monitor, streams)
@@ -219,9 +219,12 @@ def _prepare_folder(
     reuse_last: bool,
     continue_last: bool,
     settings: dict[str, Any],
-) -> tuple[RunFolder, dict[str, Any], dict[str, Any], int]:
+) -> tuple[RunFolder, dict[str, Any], dict[str, Any], int, bool]:
+    """The run's folder, run.json, first status.json, first iteration, and whether the folder
+    is new (not a reused or continued run's)."""
     now = time.time()
-    previous = _last_run(root, project, name)
+    # The last run of this project/name matters only to continue or reuse it.
+    previous = _last_run(root, project, name) if continue_last or reuse_last else None
     if continue_last and previous is not None:
         if previous.read_status().get("state") == "running" and owner_alive(
                 previous.read_status(), now):
@@ -233,7 +236,7 @@ def _prepare_folder(
         meta.update(tags=list(dict.fromkeys([*meta.get("tags", []), *tags])))
         previous.write_meta(meta)
         offset = _next_iteration(status)
-        return previous, meta, status, offset
+        return previous, meta, status, offset, False
     reuse_seconds = float(settings["reuse_hours"]) * 3600
     if reuse_last and previous is not None and is_reusable(previous, reuse_seconds, now):
         _clear_outputs(previous)
@@ -244,7 +247,7 @@ def _prepare_folder(
                     comment=comment)
     folder.write_meta(meta)
     status = running_status()
-    return folder, meta, status, 0
+    return folder, meta, status, 0, folder is not previous
 
 
 def _next_iteration(status: dict[str, Any]) -> int:
@@ -269,8 +272,11 @@ def _last_run(root: Path, project: str, name: str) -> RunFolder | None:
 
 def _write_pointer(root: Path, project: str, name: str, run_id: str) -> None:
     path = last_pointer(root, project, name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, run_id, fsync=False)
+    try:
+        write_atomic(path, run_id, fsync=False)
+    except FileNotFoundError:  # the workspace's first run: make the pointers' folder
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, run_id, fsync=False)
 
 
 def _clear_outputs(folder: RunFolder) -> None:
@@ -354,6 +360,7 @@ def _capture(run: Run, root: Path, settings: dict[str, Any]) -> None:
         write_json_atomic(run._folder.environment, environment, compact=True, fsync=False)
     except Exception as error:  # the run goes on without its environment; say why
         logger.warning("run %s: capturing the environment failed (%s)", run.id, error)
+
 
 
 # -- the run of a job ---------------------------------------------------------------------------

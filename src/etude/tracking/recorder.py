@@ -1,6 +1,7 @@
 """The background writer of a live run: buffered points and events, status and heartbeat.
 
-The process that runs a run owns its `status.json`. A daemon thread wakes every
+The process that runs a run owns its `status.json`. One daemon thread per process (`_Writer`,
+shared by every run the process records, so that starting a run starts no thread) wakes every
 `flush_seconds` (0.5 s by default) and appends the buffered points (one chunk per series, see
 `points`) and events, then, at least every second, rewrites `status.json` with the summaries of
 every series and a fresh heartbeat. Readers mark a run whose heartbeat is older than
@@ -44,8 +45,7 @@ class Recorder:
         self.events: list[dict[str, Any]] = []
         self.summaries: dict[SeriesKey, Summary] = {}
         self._write_lock = threading.Lock()  # one flush at a time (thread, close, flush())
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.next_tick = 0.0  # time.monotonic() of the writer thread's next flush
         self._last_status = 0.0
         self._failures = 0
         self._finished = False
@@ -62,14 +62,17 @@ class Recorder:
         truncate_damaged_tail(self.folder.scalars)
         self.summaries = summarize(self.folder.scalars)
 
-    def start(self) -> None:
-        self.folder.abort_request.unlink(missing_ok=True)  # from an earlier life of the run
+    def start(self, *, fresh: bool = False) -> None:
+        """Write the first status and hand the run to the process's writer thread. `fresh`: a
+        new folder, which cannot hold an abort request yet."""
+        if not fresh:
+            self.folder.abort_request.unlink(missing_ok=True)  # from an earlier life of the run
         self.write_status()
-        self._thread = threading.Thread(target=self._loop, name="etude-run-writer", daemon=True)
-        self._thread.start()
+        _WRITER.add(self)
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.flush_seconds):
+    def tick(self) -> None:
+        """What the writer thread does every `flush_seconds`."""
+        if not self._finished:
             self._check_abort()
             self.catch_up()
 
@@ -139,10 +142,59 @@ class Recorder:
     def stop(self) -> None:
         """Stop the thread and write everything, status.json last (not synced: a machine
         crash in the next seconds leaves the run to read as killed, its points whole)."""
-        self._stop.set()  # not joined: `_finished` keeps the thread from writing after us
+        _WRITER.remove(self)  # a tick already under way finds `_finished` and writes nothing
         self.flush(status=True)
         with self._write_lock:
             self._finished = True
+
+
+class _Writer:
+    """The thread that flushes every live recorder of this process on its own period. Made
+    on first use; after a fork the child starts with none (the parent's runs are not its)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._recorders: dict[Recorder, None] = {}  # in start order
+        self._thread: threading.Thread | None = None
+
+    def add(self, recorder: Recorder) -> None:
+        with self._changed:
+            recorder.next_tick = time.monotonic() + recorder.flush_seconds
+            self._recorders[recorder] = None
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="etude-run-writer",
+                                                daemon=True)
+                self._thread.start()
+            self._changed.notify()
+
+    def remove(self, recorder: Recorder) -> None:
+        with self._changed:
+            self._recorders.pop(recorder, None)
+
+    def _loop(self) -> None:
+        while True:
+            with self._changed:
+                now = time.monotonic()
+                due = [recorder for recorder in self._recorders if recorder.next_tick <= now]
+                if not due:
+                    wake = min((r.next_tick for r in self._recorders), default=None)
+                    self._changed.wait(None if wake is None else wake - now)
+                    continue
+                for recorder in due:
+                    recorder.next_tick = now + recorder.flush_seconds
+            for recorder in due:  # outside the lock: a run may start or stop meanwhile
+                recorder.tick()
+
+
+_WRITER = _Writer()
+
+
+def _forget_writer_in_child() -> None:
+    global _WRITER
+    _WRITER = _Writer()
+
+
+os.register_at_fork(after_in_child=_forget_writer_in_child)
 
 
 def _append(path: os.PathLike[str], data: bytes) -> None:

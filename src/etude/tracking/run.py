@@ -771,13 +771,20 @@ def is_reusable(folder: RunFolder, reuse_seconds: float, now: float) -> bool:
 
 
 def _pid_create_time() -> float | None:
-    try:
-        import psutil  # lazily: Run.init's cost matters
+    """This process's start time (read once per process: it cannot change)."""
+    pid = os.getpid()
+    if pid not in _create_times:
+        try:
+            import psutil  # lazily: Run.init's cost matters
 
-        return float(psutil.Process(os.getpid()).create_time())
-    except Exception as error:  # only used to tell a reused pid; absence is tolerated
-        logger.debug("no process start time (%s)", error)
-        return None
+            _create_times[pid] = float(psutil.Process(pid).create_time())
+        except Exception as error:  # only used to tell a reused pid; absence is tolerated
+            logger.debug("no process start time (%s)", error)
+            _create_times[pid] = None
+    return _create_times[pid]
+
+
+_create_times: dict[int, float | None] = {}
 
 
 def running_status(continued: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -18,11 +18,17 @@ def write_atomic(path: Path, data: bytes | str, *, fsync: bool = True) -> None:
         data = data.encode()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:
-        with open(tmp, "wb") as out:
-            out.write(data)
+        # os.open/os.write rather than open(): no buffer object, no fstat/isatty calls (a run
+        # writes several small files; the syscalls are most of their cost).
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
             if fsync:
-                out.flush()
-                os.fsync(out.fileno())
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -26,6 +26,7 @@ tracking:
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,8 +58,19 @@ TRACKING_DEFAULTS: dict[str, Any] = {
 
 
 def _load(path: Path) -> dict[str, Any]:
-    if not path.exists():
+    """The parsed settings file ({} when there is none). Parsed again only when the file
+    changes (one stat per call: a process that starts many runs reads it for each); callers
+    must not modify the mapping. A file modified in the last two seconds is always parsed:
+    file times are coarse, so two quick edits of the same size could share one."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
         return {}
+    version = (os.fspath(path), info.st_mtime_ns, info.st_size, info.st_ino)
+    cached = _parsed.get(version[0])
+    settled = time.time_ns() - info.st_mtime_ns > 2_000_000_000
+    if cached is not None and cached[0] == version and settled:
+        return cached[1]
     import yaml  # lazily: most runs have no settings file
 
     try:
@@ -67,7 +79,11 @@ def _load(path: Path) -> dict[str, Any]:
         raise SettingsError(f"{path}: not valid YAML ({exc}).") from exc
     if not isinstance(data, dict):
         raise SettingsError(f"{path}: expected a mapping with a 'workspaces' list at the top.")
+    _parsed[version[0]] = (version, data)
     return data
+
+
+_parsed: dict[str, tuple[tuple[str, int, int, int], dict[str, Any]]] = {}
 
 
 def load_tracking(path: Path | None = None) -> dict[str, Any]:

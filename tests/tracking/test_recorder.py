@@ -1,0 +1,67 @@
+"""The writer thread of live runs: one per process, serving each run the process records,
+and a fresh one in a forked child."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+from etude.tracking import Run
+from etude.tracking.points import read_points
+from polling import wait_until
+
+from .conftest import QUIET
+
+
+def _writer_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "etude-run-writer" and t.is_alive()]
+
+
+def _written(run: Run) -> dict[str, dict[str, tuple[object, object, object]]]:
+    """The points a reader finds in the folder (not through the live run, which would flush)."""
+    return read_points(run._folder.scalars)
+
+
+def test_one_writer_thread_writes_every_run_of_the_process(ws: Path) -> None:
+    for i in range(3):
+        with Run.init(project="p", name=f"r{i}", workspace=ws, **QUIET) as run:
+            run.logger.report_scalar("loss", "train", value=float(i), iteration=0)
+    run = Run.init(project="p", name="open", workspace=ws, **QUIET)
+    run.logger.report_scalar("loss", "train", value=0.5, iteration=7)
+    # Written by the thread within a flush period or two, with the run still open.
+    points = wait_until(lambda: _written(run).get("loss"), "the open run's points on disk", 10)
+    assert list(points["train"][0]) == [7]
+    assert len(_writer_threads()) == 1
+    run.close()
+    assert Run.get(run.id, workspace=ws).state == "completed"
+
+
+def test_a_forked_child_gets_its_own_writer_thread(ws: Path) -> None:
+    """The parent's thread does not exist in a child made by fork: the child's runs must
+    still be written while they are open (here, up to a SIGKILL that allows no close)."""
+    with Run.init(project="p", name="parent", workspace=ws, **QUIET) as run:
+        run.logger.report_scalar("loss", "train", value=1.0, iteration=0)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: record, wait for the thread to write, then die without closing
+        try:
+            os.close(read)
+            child = Run.init(project="p", name="child", workspace=ws, **QUIET)
+            child.logger.report_scalar("loss", "train", value=2.0, iteration=3)
+            os.write(write, child.id.encode())
+            deadline = time.monotonic() + 20
+            while not _written(child).get("loss") and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            os.kill(os.getpid(), signal.SIGKILL)
+    os.close(write)
+    with os.fdopen(read, "rb") as stream:
+        child_id = stream.read().decode()
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    points = read_points(Run.get(child_id, workspace=ws)._folder.scalars)
+    assert list(points["loss"]["train"][0]) == [3]
+    assert list(points["loss"]["train"][1]) == [2.0]
