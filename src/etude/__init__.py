@@ -24,6 +24,7 @@ from .config import (
     identifier,
     param_group,
     pathgenerator,
+    stop_tags,
     tag,
 )
 from .scheduler import SubmitHook, experiment
@@ -58,6 +59,7 @@ __all__ = [
     "param_group",
     "partial",
     "pathgenerator",
+    "stop_tags",
     "tag",
 ]
 

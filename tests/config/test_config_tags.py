@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from etude import Config, ConfigError, Param, Task, experiment, identifier, tag
+from etude import Config, ConfigError, Param, Task, experiment, identifier, stop_tags, tag
 from etude.config import SealedError
 
 
@@ -55,6 +55,29 @@ def test_stop_tags_keeps_a_configurations_tags_from_its_users():
     train = Train.C(model=model, lr=tag(0.5))
     assert train.tags() == {"lr": 0.5}
     assert model.tags() == {"hidden": 32, "name": "inner"}  # its own are unchanged
+
+
+class Ensemble(Config):
+    members: Param[dict[str, Model]]
+    extra: Param[list[Model]] = []
+    size: Param[int] = 2
+
+
+def test_the_function_form_stops_the_tags_of_every_configuration_in_a_container():
+    members = {"a": Model.C(hidden=tag(8)), "b": Model.C(hidden=16).tag("kind", "wide")}
+    extra = [Model.C(hidden=tag(4))]
+    ensemble = Ensemble.C(members=stop_tags(members), extra=extra, size=tag(3))
+    assert ensemble.tags() == {"size": 3, "hidden": 4}  # the list was not stopped
+    assert members["a"].tags() == {"hidden": 8}  # their own tags are unchanged
+    single = Model.C(hidden=tag(2))
+    assert stop_tags(single) is single
+    assert Train.C(model=single).tags() == {}
+
+
+@pytest.mark.parametrize("value", [3, "model", [1, 2], {}], ids=["int", "str", "list", "empty"])
+def test_the_function_form_refuses_a_value_without_configurations(value):
+    with pytest.raises(TypeError, match="stop_tags: expected a configuration"):
+        stop_tags(value)
 
 
 @pytest.mark.parametrize(

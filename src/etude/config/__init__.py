@@ -13,6 +13,7 @@ from .base import (
     is_config_class,
     register_dry_run_submitter,
     schema_of,
+    stop_tags,
 )
 from .errors import (
     ConfigError,
@@ -78,6 +79,7 @@ __all__ = [
     "pathgenerator",
     "register_dry_run_submitter",
     "schema_of",
+    "stop_tags",
     "tag",
     "type_name",
     "walk",

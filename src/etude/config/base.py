@@ -466,6 +466,22 @@ def _children(value: Any, path: str) -> Iterator[tuple[str, Config]]:
             yield from _children(item, f"{path}[{key!r}]")
 
 
+def stop_tags(value: T) -> T:
+    """`cfg.stop_tags()` on a configuration, or on every configuration in a list, tuple, set or
+    dict of them (experimaestro's function form, e.g. `listeners=stop_tags(validations)`).
+    Returns `value` itself. A value holding no configuration is refused: there would be no
+    tags to stop, and a silent no-op would hide the mistake."""
+    found = [cfg for _, cfg in _children(value, "value")]
+    if not found:
+        raise TypeError(
+            f"stop_tags: expected a configuration, or a list, tuple, set or dict of "
+            f"configurations; got {type(value).__name__} {value!r:.60}"
+        )
+    for cfg in found:
+        cfg.stop_tags()
+    return value
+
+
 def tags_in_effect(root: Config) -> dict[str, Any]:
     """Tags of `root` and of every configuration it contains, except below one whose tags are
     stopped (`stop_tags()`); an outer configuration's tag wins over an inner one's."""
