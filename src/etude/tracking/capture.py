@@ -18,7 +18,7 @@ import platform
 import socket
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 # The git half (git invocation, patches) lives in gitpatch; its public names are re-exported
@@ -180,8 +180,8 @@ def imported_packages() -> list[str]:
     package installed in editable mode, such as etude in its own checkout) is still
     recorded when a distribution of the same name is installed; plain local modules are
     not. A namespace package (e.g. `google`) yields every distribution sharing it. The
-    module-to-distribution map is built once per process (the first call takes a few
-    hundred milliseconds); later calls take a few milliseconds.
+    module-to-distribution map is built once per process (the first call takes tens of
+    milliseconds); later calls take a few milliseconds.
     """
     mapping = _distribution_map()
     stdlib = sys.stdlib_module_names
@@ -201,11 +201,66 @@ def _distribution_map() -> Mapping[str, list[str]]:
     global _module_distributions
     with _distributions_lock:
         if _module_distributions is None:
-            # importlib.metadata costs ~60 ms to import: loaded on first use, not with etude
-            from importlib import metadata
-
-            _module_distributions = metadata.packages_distributions()
+            _module_distributions = _build_distribution_map()
         return _module_distributions
+
+
+def _build_distribution_map() -> dict[str, list[str]]:
+    """Top-level module -> names of the distributions that install it, from each
+    distribution's `top_level.txt`, else the first parts of the paths in its `RECORD`.
+
+    The same map as `importlib.metadata.packages_distributions()`, read with plain string
+    operations: the standard function makes a path object per installed file and parses
+    every METADATA as an e-mail, about 0.5 s for 80 distributions here against 0.07 s.
+    """
+    # importlib.metadata costs ~60 ms to import: loaded on first use, not with etude
+    from importlib import metadata
+    from importlib.machinery import all_suffixes
+
+    suffixes = sorted(all_suffixes(), key=len, reverse=True)
+    mapping: dict[str, list[str]] = {}
+    for dist in metadata.distributions():
+        name = _declared_name(dist.read_text("METADATA") or dist.read_text("PKG-INFO") or "")
+        if name is None:
+            name = dist.metadata["Name"]
+            if not name:
+                continue
+        listed = dist.read_text("top_level.txt")
+        if listed is not None:
+            tops: Iterable[str] = listed.split()
+        else:
+            tops = _record_tops(dist.read_text("RECORD") or "", suffixes)
+        for top in dict.fromkeys(tops):
+            mapping.setdefault(top, []).append(name)
+    return mapping
+
+
+def _declared_name(text: str) -> str | None:
+    """The `Name:` of a METADATA / PKG-INFO header (None if absent)."""
+    for line in text.splitlines():
+        if not line:  # the end of the header
+            return None
+        if line.startswith("Name:"):
+            return line[5:].strip() or None
+    return None
+
+
+def _record_tops(record: str, suffixes: list[str]) -> list[str]:
+    """Top-level importable names of the files listed in a RECORD: a folder's name, or a
+    file's name without its module suffix (`six.py`, `_cffi_backend.cpython-311-...so`)."""
+    tops: list[str] = []
+    for row in record.splitlines():
+        first, folder, _ = row.split(",", 1)[0].partition("/")
+        if not folder:
+            for suffix in suffixes:
+                if first.endswith(suffix):
+                    first = first[: -len(suffix)]
+                    break
+            else:
+                continue  # not a module (a .pth file, a licence)
+        if first.isidentifier() and first != "__pycache__":
+            tops.append(first)
+    return tops
 
 
 def _version(dist: str) -> str | None:
