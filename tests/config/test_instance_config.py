@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import collections
+import enum
+from pathlib import PurePosixPath
+from typing import Any, NamedTuple
+
 import pytest
 
 from etude import Config, InstanceConfig, Param, Task, identifier
@@ -171,3 +176,88 @@ def test_an_instance_in_a_set_is_refused_naming_the_field():
     )
     # Plain configurations in a set are fine.
     ident(Bag.C(items={PlainWeights.C(), Pair.C(left=PlainWeights.C(), right=PlainWeights.C())}))
+
+
+class Holder(Config):
+    """`model` counts first (fields count in name order): the plain pass stops there."""
+
+    model: Param[Config]
+    value: Param[object] = None
+
+
+class Shade(enum.Enum):
+    RED = 1
+
+
+class Level(enum.IntEnum):
+    HIGH = 3
+
+
+class Corner(tuple, enum.Enum):
+    """An enumeration that is also a tuple: encoded as an enumeration, not as a tuple."""
+
+    TOP = (0, 1)
+
+
+class Point(NamedTuple):
+    x: int
+    y: float
+
+
+class Text(str):
+    pass
+
+
+class Count(int):
+    pass
+
+
+class Ratio(float):
+    pass
+
+
+VALUES: list[Any] = [
+    "text",
+    Text("text"),
+    7,
+    -3,
+    2**12_001,
+    Count(5),
+    True,
+    False,
+    0.5,
+    Ratio(1.5),
+    None,
+    Shade.RED,
+    Level.HIGH,
+    Corner.TOP,
+    PurePosixPath("data/train"),
+    [1, "a", None],
+    (1, 2.0),
+    Point(1, 2.0),
+    {1, 2},
+    frozenset({"a"}),
+    {"b": 1, "a": [2, (3,)]},
+    collections.OrderedDict(z=1, a=2),
+    [PlainWeights.C(size=2), (PlainWeights.C(size=3),), {"w": PlainWeights.C()}],
+    {PlainWeights.C(size=5), "x"},
+]
+
+
+@pytest.mark.parametrize("value", VALUES, ids=lambda v: type(v).__name__)
+def test_the_ranking_pass_encodes_every_value_as_the_plain_pass_does(value: Any):
+    """A graph that holds an instance is encoded by the ranking pass, one without by the plain
+    pass (see identity.py); a lone instance counts as a plain configuration of its values, so
+    these agree exactly when both passes encode `value` alike."""
+    assert ident(Holder.C(value=value, model=Weights.C())) == ident(
+        Holder.C(value=value, model=PlainWeights.C())
+    )
+
+
+@pytest.mark.parametrize("value", [object(), {1: "a"}], ids=["object", "int-key"])
+def test_both_passes_refuse_a_value_alike(value: Any):
+    with pytest.raises(SerializationError) as ranked:
+        ident(Holder.C(value=value, model=Weights.C()))
+    with pytest.raises(SerializationError) as plain:
+        ident(Holder.C(value=value, model=PlainWeights.C()))
+    assert str(ranked.value) == str(plain.value)

@@ -74,13 +74,11 @@ class Field:
 class Schema:
     """Fields of a class, in declaration order, plus what identity hashing needs."""
 
-    __slots__ = ("default_keys", "fields", "identity_fields")
+    __slots__ = ("fields", "identity_fields")
 
     def __init__(self, fields: dict[str, Field]) -> None:
         self.fields = fields
         self.identity_fields = tuple(f for _, f in sorted(fields.items()) if f.in_identity)
-        # Encoded defaults, filled by the identity module on first use.
-        self.default_keys: dict[str, bytes | None] | None = None
 
 
 def _marker_of(tp: Any) -> tuple[Any, Kind | None, PathGenerator | None]:
