@@ -112,6 +112,11 @@ def test_a_clone_edited_and_enqueued_runs_in_an_agent_with_the_edits(
     assert draft.metrics == {} and draft.console() == ""  # outputs are not carried over
     draft.set_parameter("General/lr", 0.01)
     draft.set_parameter("Args/batch", 64)
+    draft.set_parameter("General/epochs", 5)
+    draft.remove_parameters(["General/epochs"])  # not set after all: the code's value again
+    assert "General/epochs" not in fresh(draft).params
+    with pytest.raises(ValueError, match="has no parameter General/nope"):
+        draft.remove_parameters(["General/nope"])
     draft.set_configuration("model", {"layers": [128]})
     draft.enqueue("default")
     assert fresh(draft).state == "queued"
@@ -121,6 +126,7 @@ def test_a_clone_edited_and_enqueued_runs_in_an_agent_with_the_edits(
     ran = Run.get(draft.id, workspace=ws)
     assert ran.state == "completed", ran.console()
     assert ran.params["General/lr"] == 0.01 and ran.params["Args/batch"] == 64
+    assert ran.params["General/epochs"] == 3  # removed from the draft: the script's default
     assert ran.configuration["model"] == {"layers": [128]}
     assert "lr=0.01 batch=64 layers=[128] value=7" in ran.console()
     assert ran.metrics["loss"]["train"]["last"] == pytest.approx(0.03)

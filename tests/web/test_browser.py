@@ -405,6 +405,14 @@ def test_a_clone_is_edited_then_enqueued_with_its_new_value(own_server, page, sh
     page.reload()  # the page drawn again shows the saved values
     assert page.input_value(lr) == "0.05" and page.input_value(epochs) == "4"
     assert json.loads(page.input_value(area)) == {"layers": [5, 6]}
+    # A new parameter and a removed one, saved together; the table is drawn again.
+    page.fill("#param-new-name", "General/dropout")
+    page.fill("#param-new-value", "0.25")
+    page.check(".param-remove[data-name='General/epochs']")
+    page.click("#params-form button[type=submit]")
+    dropout = "#params-form input[name='General/dropout']"
+    page.wait_for_selector(dropout)
+    assert page.input_value(dropout) == "0.25" and page.locator(epochs).count() == 0
     page.fill(lr, "0.07")  # not saved: enqueueing asks, and the queued run goes without it
     page.click("#run-actions button[data-action=enqueue]")
     page.wait_for_function(
@@ -414,8 +422,8 @@ def test_a_clone_is_edited_then_enqueued_with_its_new_value(own_server, page, sh
 
     (queued,) = Run.query(where="state = queued", workspace=ws)
     assert queued.id == draft and queued.params["General/lr"] == 0.05
-    assert queued.params["General/epochs"] == 4 and queued.configuration["net"] == {
-        "layers": [5, 6]}
+    assert "General/epochs" not in queued.params and queued.params["General/dropout"] == 0.25
+    assert queued.configuration["net"] == {"layers": [5, 6]}
     close_indexes()
 
 

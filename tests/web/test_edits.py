@@ -100,9 +100,53 @@ def test_refused_values_are_listed_by_parameter_and_nothing_is_set(client, runs,
     assert "empty section or key" in problems["/lr"]
     assert Run.get(draft, workspace=ws).params["General/lr"] == 0.01
     assert set_params(client, draft, {}).status_code == 400
-    removal = client.post(f"/api/runs/{draft}/parameters", json={"remove": ["General/lr"]},
+    unknown = client.post(f"/api/runs/{draft}/parameters", json={"bogus": ["General/lr"]},
                           headers=HEADERS)
-    assert removal.status_code == 400 and "remove" in removal.json()["error"]
+    assert unknown.status_code == 400 and "bogus" in unknown.json()["error"]
+
+
+def edit(client: Any, ref: str, **body: Any) -> Any:
+    return client.post(f"/api/runs/{ref}/parameters", json=body, headers=HEADERS)
+
+
+def test_parameters_are_added_and_removed_in_one_edit(client, runs, ws):
+    draft = clone(client, runs["run-2"])
+    reply = edit(client, draft, set={"General/dropout": "0.3", "Model/act": "relu"},
+                 remove=["General/epochs"])
+    assert reply.status_code == 200, reply.text
+    data = reply.json()
+    assert data["changed"] == ["General/dropout", "Model/act"]
+    assert data["removed"] == ["General/epochs"]
+    params = Run.get(draft, workspace=ws).params
+    assert params["General/dropout"] == 0.3 and params["Model/act"] == "relu"  # JSON, else text
+    assert "General/epochs" not in params and "General/lr" in params
+    meta = Run.get(draft, workspace=ws)._read_meta()
+    assert "epochs" not in meta["edited"].get("General", {})
+    found = client.get("/api/runs", params={"where": "params.dropout = 0.3"}).json()["rows"]
+    assert [row["id"] for row in found] == [draft]  # the index has the edit
+    gone = client.get("/api/runs", params={"where": f'params.epochs > 0 and id ~ "{draft}"'})
+    assert gone.json()["rows"] == []
+    # Removing the last parameter of a section drops the section.
+    assert edit(client, draft, remove=["Model/act"]).status_code == 200
+    assert "Model" not in Run.get(draft, workspace=ws)._read_meta()["params"]
+
+
+def test_a_refused_removal_changes_nothing(client, runs, ws):
+    draft = clone(client, runs["run-2"])
+    before = Run.get(draft, workspace=ws).params
+    reply = edit(client, draft, set={"General/lr": "0.5", "General/epochs": "4"},
+                 remove=["General/nope", "General/epochs", "/x"])
+    assert reply.status_code == 400
+    problems = reply.json()["problems"]
+    assert "no such parameter" in problems["General/nope"]
+    assert "both set and removed" in problems["General/epochs"]
+    assert "empty section or key" in problems["/x"]
+    assert Run.get(draft, workspace=ws).params == before
+    long_name = "General/" + "x" * 300
+    assert "at most 200" in edit(client, draft, set={long_name: "1"}).json()["problems"][
+        long_name]
+    assert "control characters" in edit(client, draft, set={"General/a\nb": "1"}).json()[
+        "problems"]["General/a\nb"]
 
 
 def test_only_a_draft_is_edited(client, runs):

@@ -164,13 +164,25 @@ def split_path(path: str, where: str) -> tuple[str, str]:
     return section, key
 
 
-def edit_parameters(run: Run, values: dict[str, Any], *, replace: bool, where: str) -> None:
-    """Set parameters of a draft (`replace`: they become all of its parameters)."""
+def edit_parameters(run: Run, values: dict[str, Any], *, replace: bool, where: str,
+                    remove: list[str] | None = None) -> None:
+    """Set parameters of a draft (`replace`: they become all of its parameters) and remove
+    those in `remove`, in one edit. A removed parameter gets its value from the code again
+    when the draft runs (`connect()` returns the script's own value; a job's clone keeps the
+    job's). Raises ValueError naming every path to remove that the draft does not have."""
     _require_own_run_or_draft(run)
     grouped: dict[str, dict[str, Any]] = {}
     for path, value in values.items():
         section, key = split_path(path, where)
         grouped.setdefault(section, {})[key] = json_value(value)
+    targets = [split_path(path, where) for path in remove or []]
+    if targets:
+        params = run._folder.read_meta().get("params", {})
+        unknown = [f"{section}/{key}" for section, key in targets
+                   if key not in params.get(section, {})]
+        if unknown:
+            raise ValueError(f"{where}: the draft has no parameter {', '.join(unknown)}; "
+                             "its parameters are listed by run.params.")
 
     def change(meta: dict[str, Any]) -> None:
         params = {} if replace else meta.setdefault("params", {})
@@ -178,6 +190,13 @@ def edit_parameters(run: Run, values: dict[str, Any], *, replace: bool, where: s
         for section, items in grouped.items():
             params.setdefault(section, {}).update(items)
             edited.setdefault(section, {}).update(items)
+        for sections in (params, edited):
+            for section, key in targets:
+                found = sections.get(section)
+                if found is not None:
+                    found.pop(key, None)
+                    if not found:
+                        del sections[section]
         meta["params"], meta["edited"] = params, edited
 
     _edit_draft(run, change)

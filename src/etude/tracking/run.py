@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -563,6 +563,13 @@ class Run:
         from .lifecycle import edit_parameters
 
         edit_parameters(self, dict(values), replace=False, where="update_parameters")
+
+    def remove_parameters(self, paths: Iterable[str]) -> None:
+        """Remove parameters ("Section/key") from a draft: when it runs, the code gives
+        them their values again (the script's own, or the job's for a job's clone)."""
+        from .lifecycle import edit_parameters
+
+        edit_parameters(self, {}, replace=False, where="remove_parameters", remove=list(paths))
 
     def set_configuration(self, name: str, configuration: Any) -> None:
         """Replace the configuration object `name` of a draft."""

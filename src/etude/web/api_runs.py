@@ -51,7 +51,8 @@ class RunAction(BaseModel):
 
 class ParametersEdit(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    set: dict[str, Any]
+    set: dict[str, Any] = {}
+    remove: list[str] = []
 
 
 class ConfigurationEdit(BaseModel):
@@ -238,11 +239,12 @@ def edit_properties(request: Request, ref: str, edit: PropertiesEdit) -> Any:
 
 @router.post("/runs/{ref}/parameters")
 def edit_parameters(request: Request, ref: str, edit: ParametersEdit) -> Any:
-    """Set parameters of a draft: {"set": {"Section/key": value}}; a text takes the type of
-    the value it replaces (see run_edits). Answers {"id", "changed", "params", "texts"}; 400
-    with `problems` (per parameter) when a value is refused, nothing being set; 409 with the
+    """Set, add or remove parameters of a draft: {"set": {"Section/key": value}, "remove":
+    ["Section/key"]}; a text takes the type of the value it replaces (see run_edits).
+    Answers {"id", "changed", "removed", "params", "texts"}; 400 with `problems` (per
+    parameter) when a value or a removal is refused, nothing being changed; 409 with the
     reason when the run is not a draft."""
-    return run_edits.set_parameters(source_of(request), ref, edit.set)
+    return run_edits.set_parameters(source_of(request), ref, edit.set, edit.remove)
 
 
 @router.post("/runs/{ref}/configuration")

@@ -121,25 +121,43 @@ def _same(a: Any, b: Any) -> bool:
     return text(a) == text(b)
 
 
-def set_parameters(source: Source, reference: str, values: dict[str, Any]) -> dict[str, Any]:
-    """Set parameters of the draft `reference` ({"Section/key": value or text}; a bare key is
-    in General): {"id", "changed" (the paths set), "params", "texts" (each value as
-    edit_text shows it)}. Nothing is set when any value is refused: EditError (400) lists
-    them all; RunStateError (409) when the run is not a draft."""
-    from ..tracking.lifecycle import require, split_path
+def set_parameters(source: Source, reference: str, values: dict[str, Any],
+                   remove: list[str] | None = None) -> dict[str, Any]:
+    """Set (or add) parameters of the draft `reference` ({"Section/key": value or text}; a
+    bare key is in General) and remove those in `remove`: {"id", "changed" (the paths set),
+    "removed", "params", "texts" (each value as edit_text shows it)}. Nothing is changed
+    when anything is refused: EditError (400) lists every problem by parameter;
+    RunStateError (409) when the run is not a draft."""
+    from ..tracking.lifecycle import edit_parameters, require, split_path
 
     run = source.run(reference)
     require(run, "edit")
-    if not values:
-        raise ValueError('nothing to set: send {"set": {"Section/key": value}}, e.g. '
-                         '{"set": {"General/lr": 0.01}}.')
+    remove = remove or []
+    if not values and not remove:
+        raise ValueError('nothing to change: send {"set": {"Section/key": value}} or '
+                         '{"remove": ["Section/key"]}, e.g. {"set": {"General/lr": 0.01}}.')
     current = run.params
     changed: dict[str, Any] = {}
+    removed: list[str] = []
     problems: dict[str, str] = {}
+    for given in remove:
+        try:
+            section, key = split_path(given, "parameters")
+        except ValueError as error:
+            problems[given] = str(error)
+            continue
+        path = f"{section}/{key}"
+        if path not in current:
+            problems[given] = f"{path}: the draft has no such parameter to remove."
+        elif path in values or given in values:
+            problems[given] = f"{path}: both set and removed; do one or the other."
+        else:
+            removed.append(path)
     for given, value in values.items():
         try:
             section, key = split_path(given, "parameters")
             path = f"{section}/{key}"
+            _check_name(path)
             old = current.get(path)
             new = parse_text(path, value, old) if isinstance(value, str) else value
         except ValueError as error:
@@ -150,13 +168,24 @@ def set_parameters(source: Source, reference: str, values: dict[str, Any]) -> di
     if problems:
         raise EditError(problems)
     try:
-        if changed:
-            run.update_parameters(changed)
+        if changed or removed:  # one edit: all of it is saved, or none
+            edit_parameters(run, changed, replace=False, where="parameters", remove=removed)
     finally:
         source.invalidate()
     params = run.reload().params
-    return {"id": run.id, "changed": sorted(changed), "params": params,
+    return {"id": run.id, "changed": sorted(changed), "removed": sorted(removed),
+            "params": params,
             "texts": {path: edit_text(value) for path, value in params.items()}}
+
+
+def _check_name(path: str) -> None:
+    """A parameter name typed in the UI: not too long, no control characters."""
+    if len(path) > MAX_NAME:
+        raise ValueError(f"{path[:40]}...: a parameter name has at most {MAX_NAME} "
+                         "characters.")
+    if any(ord(c) < 32 for c in path):
+        raise ValueError(f"{path!r}: a parameter name cannot hold control characters "
+                         "(a new line, a tab).")
 
 
 def is_file_configuration(value: Any) -> bool:

@@ -34,10 +34,21 @@ document.addEventListener("DOMContentLoaded", () => {
   }
 
   // -- parameters -----------------------------------------------------------------------------
+  // Values changed in place are sent in "set", with the new parameter (name and value) if
+  // one is typed; checked "remove" boxes in "remove". The table is redrawn (the page is
+  // reloaded) when parameters were added or removed.
   const paramsForm = document.getElementById("params-form");
   const inputs = paramsForm ? Array.from(paramsForm.querySelectorAll(".param-input")) : [];
+  const removals = paramsForm ? Array.from(paramsForm.querySelectorAll(".param-remove")) : [];
+  const newName = paramsForm ? paramsForm.querySelector(".param-new-name") : null;
+  const newValue = paramsForm ? paramsForm.querySelector(".param-new-value") : null;
   if (paramsForm) {
     paramsForm.addEventListener("input", markChanged);
+    paramsForm.addEventListener("change", (event) => {
+      const box = event.target;
+      if (!box.matches(".param-remove")) return;
+      box.closest("tr").classList.toggle("removed", box.checked);
+    });
     paramsForm.addEventListener("submit", async (event) => {
       event.preventDefault();
       const edits = {};
@@ -45,14 +56,28 @@ document.addEventListener("DOMContentLoaded", () => {
         showError(input, "");
         if (changed(input)) edits[input.name] = input.value;
       }
-      if (!Object.keys(edits).length) {
+      showError(newName, "");
+      showError(newValue, "");
+      const added = newName.value.trim();
+      if (added) edits[added] = newValue.value;
+      else if (newValue.value) {
+        showError(newName, "Give the new parameter a name, e.g. General/dropout.");
+        setStatus(paramsForm, "not saved", true);
+        return;
+      }
+      const remove = removals.filter((box) => box.checked).map((box) => box.dataset.name);
+      if (!Object.keys(edits).length && !remove.length) {
         setStatus(paramsForm, "nothing changed", false);
         return;
       }
       setStatus(paramsForm, "saving…", false);
       try {
         const result = await etude.api(`/api/runs/${id}/parameters`,
-          { method: "POST", body: { set: edits } });
+          { method: "POST", body: { set: edits, remove } });
+        if (added || remove.length) {
+          window.location.reload();
+          return;
+        }
         for (const input of inputs) {
           if (!(input.name in result.texts)) continue;
           input.value = result.texts[input.name];
@@ -64,6 +89,11 @@ document.addEventListener("DOMContentLoaded", () => {
         const problems = (error.data && error.data.problems) || {};
         for (const input of inputs) {
           if (problems[input.name]) showError(input, problems[input.name]);
+        }
+        if (added && problems[added]) showError(newValue, problems[added]);
+        for (const box of removals) {
+          const problem = problems[box.dataset.name];
+          if (problem) showError(inputs.find((input) => input.name === box.dataset.name), problem);
         }
         setStatus(paramsForm, Object.keys(problems).length ? "not saved: see the values marked"
           : `not saved: ${error.message}`, true);
@@ -102,7 +132,8 @@ document.addEventListener("DOMContentLoaded", () => {
       const button = event.target.closest("button[data-action=enqueue]");
       if (!button) return;
       const fields = inputs.concat(configurationForms.map((form) => form.elements.value));
-      const unsaved = fields.filter(changed).length;
+      const unsaved = fields.filter(changed).length + removals.filter((box) => box.checked).length +
+        (newName && newName.value.trim() ? 1 : 0);
       if (unsaved && !window.confirm(`${unsaved} edit(s) are not saved and would not be part ` +
           "of the queued run. Enqueue without them?")) {
         event.stopPropagation();
