@@ -65,3 +65,21 @@ def test_a_forked_child_gets_its_own_writer_thread(ws: Path) -> None:
     points = read_points(Run.get(child_id, workspace=ws)._folder.scalars)
     assert list(points["loss"]["train"][0]) == [3]
     assert list(points["loss"]["train"][1]) == [2.0]
+
+
+def test_a_forked_child_never_writes_the_run_it_inherits(ws: Path) -> None:
+    """A worker made by fork (a data loader) holds a copy of the parent's live run: even when
+    the parent's writer looks late to it, the child writes nothing of that run."""
+    run = Run.init(project="p", name="shared", workspace=ws, **QUIET)
+    run.logger.report_scalar("loss", "train", value=1.0, iteration=0)  # still buffered
+    run._live.recorder.due = 0.0  # what a starved writer thread looks like
+    pid = os.fork()
+    if pid == 0:
+        try:
+            run.logger.report_scalar("loss", "train", value=9.0, iteration=99)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    run.close()
+    points = _written(run)["loss"]["train"]
+    assert list(points[0]) == [0] and list(points[1]) == [1.0]

@@ -68,7 +68,7 @@ class Logger:
             now = _now()
             buffer.times.append(now)
         if now > self._recorder.due:  # the writer thread is starved (a busy machine): write now
-            self._recorder.catch_up()
+            self._recorder.catch_up_here()
 
     def _new_series(self, key: tuple[str, str]) -> SeriesBuffer:
         for part, what in zip(key, ("title", "series"), strict=True):

@@ -46,6 +46,7 @@ class Recorder:
         self.summaries: dict[SeriesKey, Summary] = {}
         self._write_lock = threading.Lock()  # one flush at a time (thread, close, flush())
         self.next_tick = 0.0  # time.monotonic() of the writer thread's next flush
+        self.pid = os.getpid()  # the process that records the run
         self._last_status = 0.0
         self._failures = 0
         self._finished = False
@@ -74,6 +75,13 @@ class Recorder:
         """What the writer thread does every `flush_seconds`."""
         if not self._finished:
             self._check_abort()
+            self.catch_up()
+
+    def catch_up_here(self) -> None:
+        """`catch_up` from a reporting thread, in the process that records the run only (a
+        child made by fork, e.g. a data-loading worker, inherits the run but must not write
+        its files)."""
+        if os.getpid() == self.pid:
             self.catch_up()
 
     def catch_up(self) -> None:
