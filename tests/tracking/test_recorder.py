@@ -9,7 +9,9 @@ import threading
 import time
 from pathlib import Path
 
-from etude.tracking import Run
+import pytest
+
+from etude.tracking import Run, process
 from etude.tracking.points import read_points
 from polling import wait_until
 
@@ -83,3 +85,32 @@ def test_a_forked_child_never_writes_the_run_it_inherits(ws: Path) -> None:
     run.close()
     points = _written(run)["loss"]["train"]
     assert list(points[0]) == [0] and list(points[1]) == [1.0]
+
+
+@pytest.mark.parametrize("ending", ["exit", "exception", "sigterm"])
+def test_a_forked_child_that_ends_leaves_the_parents_run_running(ws: Path, ending: str) -> None:
+    """A worker made by fork inherits the parent's atexit, excepthook and SIGTERM handler: its
+    end (a normal exit, an uncaught exception, the SIGTERM a pool sends its workers) must not
+    close the parent's run."""
+    run = Run.init(project="p", name="parent", workspace=ws, **QUIET)
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            if ending == "sigterm":
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)  # killed before this ends
+                code = 3
+            elif ending == "exception":
+                code = 1
+                process._excepthook(RuntimeError, RuntimeError("worker"), None)
+            else:
+                process._at_exit()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if ending == "sigterm":
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+    assert run._folder.read_status()["state"] == "running"
+    run.close()
+    assert Run.get(run.id, workspace=ws).state == "completed"

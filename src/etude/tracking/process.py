@@ -5,6 +5,7 @@
   as aborted (a wrapper around `sys.excepthook`, which runs before atexit);
 - SIGTERM, when the process had left it to the default action, closes it as aborted and then
   lets the signal end the process as it would have.
+A child made by fork never ends the parent's run (see `clear` at fork).
 A process killed with SIGKILL says nothing: readers notice the missing heartbeat (see
 `workspace.run_folder.effective_status`).
 """
@@ -60,6 +61,12 @@ def clear() -> None:
     """No live run any more (it was closed by the user)."""
     global _closer
     _closer = None
+
+
+# A child made by fork (a data-loading worker) inherits the parent's live run but must never
+# end it: its exit, its exceptions and a SIGTERM sent to it (workers are often stopped that
+# way) leave the parent's run alone, and SIGTERM ends the child as its default action would.
+os.register_at_fork(after_in_child=clear)
 
 
 def _close(state: str, reason: str | None, message: str | None, text: str | None) -> None:
