@@ -31,6 +31,9 @@ from etude.tracking.artifacts import (
 )
 from etude.tracking.errors import ArtifactError
 
+# Every test here runs on SQLite and on PostgreSQL (the index the runs are ingested into).
+pytestmark = pytest.mark.usefixtures("store_env")
+
 
 @dataclass
 class Point:

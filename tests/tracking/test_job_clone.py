@@ -8,6 +8,9 @@ import pytest
 from etude import Param, Task
 from etude.tracking.job_clone import apply_edits
 
+# Every test here runs on SQLite and on PostgreSQL (the index the runs are ingested into).
+pytestmark = pytest.mark.usefixtures("store_env")
+
 
 class Learn(Task):
     sizes: Param[list[int]]

@@ -17,6 +17,9 @@ from polling import wait_until
 
 from .conftest import QUIET
 
+# Every test here runs on SQLite and on PostgreSQL (the index the runs are ingested into).
+pytestmark = pytest.mark.usefixtures("store_env")
+
 
 def _writer_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "etude-run-writer" and t.is_alive()]

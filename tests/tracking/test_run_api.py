@@ -14,6 +14,9 @@ from etude.tracking import ArtifactError, ReportError, Run, RunStateError, runs_
 
 from .conftest import QUIET
 
+# Every test here runs on SQLite and on PostgreSQL (the index the runs are ingested into).
+pytestmark = pytest.mark.usefixtures("store_env")
+
 
 def start(ws: Path, **kwargs: object) -> Run:
     options = {"project": "vision/mnist", "name": "baseline", **QUIET, **kwargs}

@@ -28,6 +28,9 @@ import pytest
 from etude.tracking import ArtifactError, ReportError, Run, RunStateError
 from polling import wait_until
 
+# Every test here runs on SQLite and on PostgreSQL (the index the runs are ingested into).
+pytestmark = pytest.mark.usefixtures("store_env")
+
 SCRIPT = Path(__file__).with_name("lifecycle_scripts.py")
 PROJECT = "lifecycle"
 QUIET = {
