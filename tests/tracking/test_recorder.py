@@ -117,3 +117,23 @@ def test_a_forked_child_that_ends_leaves_the_parents_run_running(ws: Path, endin
     assert run._folder.read_status()["state"] == "running"
     run.close()
     assert Run.get(run.id, workspace=ws).state == "completed"
+
+
+def test_a_failing_check_does_not_stop_the_writer_thread(
+        ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The thread is shared by every run of the process: an error in one run's periodic
+    check is logged, and the thread goes on writing."""
+    run = Run.init(project="p", name="broken", workspace=ws, **QUIET)
+
+    def broken() -> None:
+        raise OSError("the abort request cannot be checked")
+
+    monkeypatch.setattr(run._live.recorder, "_check_abort", broken)
+    run.logger.report_scalar("loss", "train", value=1.0, iteration=0)
+    time.sleep(3 * run._live.recorder.flush_seconds)  # a few failing ticks
+    run.close()
+    later = Run.init(project="p", name="later", workspace=ws, **QUIET)
+    later.logger.report_scalar("loss", "train", value=2.0, iteration=5)
+    points = wait_until(lambda: _written(later).get("loss"), "the thread to write", 10)
+    assert list(points["train"][0]) == [5]
+    later.close()

@@ -33,8 +33,8 @@ HEARTBEAT_SECONDS = 1.0
 
 
 class Recorder:
-    """Buffers of one run and the thread that writes them. `lock` guards the buffers: the
-    logger appends under it, the flusher swaps them under it."""
+    """Buffers of one run, written by the process's writer thread (`_Writer`). `lock` guards
+    the buffers: the logger appends under it, a flush swaps them under it."""
 
     def __init__(self, folder: RunFolder, status: dict[str, Any], flush_seconds: float) -> None:
         self.folder = folder
@@ -148,8 +148,9 @@ class Recorder:
         self._last_status = time.monotonic()
 
     def stop(self) -> None:
-        """Stop the thread and write everything, status.json last (not synced: a machine
-        crash in the next seconds leaves the run to read as killed, its points whole)."""
+        """Leave the writer thread and write everything, status.json last (not synced: a
+        machine crash in the next seconds leaves the run to read as killed, its points
+        whole)."""
         _WRITER.remove(self)  # a tick already under way finds `_finished` and writes nothing
         self.flush(status=True)
         with self._write_lock:
@@ -191,7 +192,11 @@ class _Writer:
                 for recorder in due:
                     recorder.next_tick = now + recorder.flush_seconds
             for recorder in due:  # outside the lock: a run may start or stop meanwhile
-                recorder.tick()
+                try:
+                    recorder.tick()
+                except Exception:  # one run's trouble must not stop the writing of the others
+                    logger.exception("run %s: the writer thread's check failed",
+                                     recorder.folder.run_id)
 
 
 _WRITER = _Writer()
