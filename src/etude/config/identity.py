@@ -217,23 +217,8 @@ class _Hasher:
         self.found = False
 
     def value(self, value: Any) -> bytes:
-        """As `_encode`: the same encodings, checked in the same order (a test pins them
-        together), with configurations reached through this pass. The common leaves are
-        encoded here too, as a call per value would cost the pass about a tenth of its time;
-        the others are left to `_encode`."""
-        kind = type(value)
-        if kind is str:
-            return b"s" + _str_key(value)
-        if kind is int:
-            if value.bit_length() > _DECIMAL_BITS:
-                return b"I%x;" % value
-            return b"i%d;" % value
-        if kind is float:
-            return b"f" + _pack_double(value)
-        if kind is bool:
-            return b"T" if value else b"F"
-        if value is None:
-            return b"N"
+        """As `_encode`, with the configurations in `value` (itself, or inside containers)
+        reached through this pass; every other value is left to `_encode`."""
         if isinstance(value, Config):
             return b"c" + self.config(value, True)
         if isinstance(value, (enum.Enum, PurePath)) or not isinstance(value, _CONTAINERS):
