@@ -142,6 +142,8 @@ def test_a_refused_removal_changes_nothing(client, runs, ws):
     assert "both set and removed" in problems["General/epochs"]
     assert "empty section or key" in problems["/x"]
     assert Run.get(draft, workspace=ws).params == before
+    bare = edit(client, draft, set={"epochs": "4"}, remove=["General/epochs"])  # same parameter
+    assert "both set and removed" in bare.json()["problems"]["General/epochs"]
     long_name = "General/" + "x" * 300
     assert "at most 200" in edit(client, draft, set={long_name: "1"}).json()["problems"][
         long_name]

@@ -150,7 +150,7 @@ def start_run(
     _check(project, name, type, tags)
     root = resolve_workspace(workspace)
     settings = load_tracking()
-    folder, meta, status, offset, fresh = _prepare_folder(
+    folder, meta, status, offset = _prepare_folder(
         root, project, name, type, tags, comment, reuse_last, continue_last, settings
     )
     run = cls(folder, root)
@@ -159,7 +159,7 @@ def start_run(
         recorder.resume()
     live_run = LiveRun(run, meta, recorder, settings, offset)
     run._live = live_run
-    recorder.start(fresh=fresh)
+    recorder.start()
     set_current(run)
     process.install(live_run.close)
     _start_extras(live_run, root, argparse, frameworks, monitor, streams)
@@ -219,9 +219,8 @@ def _prepare_folder(
     reuse_last: bool,
     continue_last: bool,
     settings: dict[str, Any],
-) -> tuple[RunFolder, dict[str, Any], dict[str, Any], int, bool]:
-    """The run's folder, run.json, first status.json, first iteration, and whether the folder
-    is new (not a reused or continued run's)."""
+) -> tuple[RunFolder, dict[str, Any], dict[str, Any], int]:
+    """The run's folder, run.json, first status.json and first iteration."""
     now = time.time()
     # The last run of this project/name matters only to continue or reuse it.
     previous = _last_run(root, project, name) if continue_last or reuse_last else None
@@ -236,7 +235,7 @@ def _prepare_folder(
         meta.update(tags=list(dict.fromkeys([*meta.get("tags", []), *tags])))
         previous.write_meta(meta)
         offset = _next_iteration(status)
-        return previous, meta, status, offset, False
+        return previous, meta, status, offset
     reuse_seconds = float(settings["reuse_hours"]) * 3600
     if reuse_last and previous is not None and is_reusable(previous, reuse_seconds, now):
         _clear_outputs(previous)
@@ -247,7 +246,7 @@ def _prepare_folder(
                     comment=comment)
     folder.write_meta(meta)
     status = running_status()
-    return folder, meta, status, 0, folder is not previous
+    return folder, meta, status, 0
 
 
 def _next_iteration(status: dict[str, Any]) -> int:
@@ -360,7 +359,6 @@ def _capture(run: Run, root: Path, settings: dict[str, Any]) -> None:
         write_json_atomic(run._folder.environment, environment, compact=True, fsync=False)
     except Exception as error:  # the run goes on without its environment; say why
         logger.warning("run %s: capturing the environment failed (%s)", run.id, error)
-
 
 
 # -- the run of a job ---------------------------------------------------------------------------

@@ -63,11 +63,9 @@ class Recorder:
         truncate_damaged_tail(self.folder.scalars)
         self.summaries = summarize(self.folder.scalars)
 
-    def start(self, *, fresh: bool = False) -> None:
-        """Write the first status and hand the run to the process's writer thread. `fresh`: a
-        new folder, which cannot hold an abort request yet."""
-        if not fresh:
-            self.folder.abort_request.unlink(missing_ok=True)  # from an earlier life of the run
+    def start(self) -> None:
+        """Write the first status and hand the run to the process's writer thread."""
+        self.folder.abort_request.unlink(missing_ok=True)  # from an earlier life of the run
         self.write_status()
         _WRITER.add(self)
 

@@ -128,7 +128,7 @@ def set_parameters(source: Source, reference: str, values: dict[str, Any],
     "removed", "params", "texts" (each value as edit_text shows it)}. Nothing is changed
     when anything is refused: EditError (400) lists every problem by parameter;
     RunStateError (409) when the run is not a draft."""
-    from ..tracking.lifecycle import edit_parameters, require, split_path
+    from ..tracking.lifecycle import edit_parameters, require
 
     run = source.run(reference)
     require(run, "edit")
@@ -138,33 +138,33 @@ def set_parameters(source: Source, reference: str, values: dict[str, Any],
                          '{"remove": ["Section/key"]}, e.g. {"set": {"General/lr": 0.01}}.')
     current = run.params
     changed: dict[str, Any] = {}
+    named: set[str] = set()  # every path given a value, changed or not
     removed: list[str] = []
     problems: dict[str, str] = {}
-    for given in remove:
-        try:
-            section, key = split_path(given, "parameters")
-        except ValueError as error:
-            problems[given] = str(error)
-            continue
-        path = f"{section}/{key}"
-        if path not in current:
-            problems[given] = f"{path}: the draft has no such parameter to remove."
-        elif path in values or given in values:
-            problems[given] = f"{path}: both set and removed; do one or the other."
-        else:
-            removed.append(path)
     for given, value in values.items():
         try:
-            section, key = split_path(given, "parameters")
-            path = f"{section}/{key}"
+            path = _path(given)
             _check_name(path)
             old = current.get(path)
             new = parse_text(path, value, old) if isinstance(value, str) else value
         except ValueError as error:
             problems[given] = str(error)
             continue
+        named.add(path)
         if path not in current or not _same(new, old):
             changed[path] = new
+    for given in remove:
+        try:
+            path = _path(given)
+        except ValueError as error:
+            problems[given] = str(error)
+            continue
+        if path not in current:
+            problems[given] = f"{path}: the draft has no such parameter to remove."
+        elif path in named:
+            problems[given] = f"{path}: both set and removed; do one or the other."
+        else:
+            removed.append(path)
     if problems:
         raise EditError(problems)
     try:
@@ -176,6 +176,14 @@ def set_parameters(source: Source, reference: str, values: dict[str, Any],
     return {"id": run.id, "changed": sorted(changed), "removed": sorted(removed),
             "params": params,
             "texts": {path: edit_text(value) for path, value in params.items()}}
+
+
+def _path(given: str) -> str:
+    """`given` as "Section/key" (a bare key is in General); ValueError when malformed."""
+    from ..tracking.lifecycle import split_path
+
+    section, key = split_path(given, "parameters")
+    return f"{section}/{key}"
 
 
 def _check_name(path: str) -> None:
