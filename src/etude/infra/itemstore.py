@@ -37,6 +37,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..workspace.atomic import write_all
 from .serializers import (  # re-exported: the store's public names
     CorruptItemError,
     Serializer,
@@ -78,12 +79,6 @@ def _now() -> int:
     with _clock_lock:
         _last_t = max(time.time_ns(), _last_t + 1)
         return _last_t
-
-
-def _write_all(fd: int, data: bytes | memoryview) -> None:
-    view = memoryview(data).cast("B")
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def _host() -> str:
@@ -142,10 +137,10 @@ class ItemWriter:
                 else:
                     length = payload.nbytes
                     record = [uid, t, ser, offset, length]
-                    _write_all(data_fd, payload)
+                    write_all(data_fd, payload)
                     self._data_size += length
                 line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
-                _write_all(index_fd, line.encode())
+                write_all(index_fd, line.encode())
             except BaseException as exc:
                 # The files may end mid-record now: appending more would glue records together.
                 self._broken = exc
@@ -182,7 +177,7 @@ class ItemWriter:
         self._fds = (data_fd, index_fd)
         header = {"etude_items": FORMAT_VERSION, "host": _host(), "pid": self._pid}
         try:
-            _write_all(index_fd, (json.dumps(header) + "\n").encode())
+            write_all(index_fd, (json.dumps(header) + "\n").encode())
         except BaseException as exc:
             self._broken = exc  # a torn header: records after it would not be read
             raise

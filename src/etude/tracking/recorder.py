@@ -18,6 +18,7 @@ import threading
 import time
 from typing import Any
 
+from ..workspace.atomic import write_all
 from ..workspace.run_folder import RunFolder, dumps
 from .points import (
     SeriesBuffer,
@@ -212,9 +213,6 @@ def _append(path: os.PathLike[str], data: bytes) -> None:
     """One O_APPEND write (a partial write continues until all of `data` is written)."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        write_all(fd, data)
     finally:
         os.close(fd)

@@ -22,9 +22,7 @@ def write_atomic(path: Path, data: bytes | str, *, fsync: bool = True) -> None:
         # writes several small files; the syscalls are most of their cost).
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            write_all(fd, data)
             if fsync:
                 os.fsync(fd)
         finally:
@@ -33,6 +31,13 @@ def write_atomic(path: Path, data: bytes | str, *, fsync: bool = True) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    """Write all of `data` to the blocking descriptor `fd` (os.write may write less)."""
+    view = memoryview(data).cast("B")
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def write_json_atomic(
