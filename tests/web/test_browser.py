@@ -412,6 +412,7 @@ def test_a_clone_is_edited_then_enqueued_with_its_new_value(own_server, page, sh
     page.click("#params-form button[type=submit]")
     dropout = "#params-form input[name='General/dropout']"
     page.wait_for_selector(dropout)
+    page.wait_for_load_state()  # the reloaded page's scripts are set up
     assert page.input_value(dropout) == "0.25" and page.locator(epochs).count() == 0
     page.fill(lr, "0.07")  # not saved: enqueueing asks, and the queued run goes without it
     page.click("#run-actions button[data-action=enqueue]")

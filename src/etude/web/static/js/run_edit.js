@@ -22,9 +22,11 @@ document.addEventListener("DOMContentLoaded", () => {
     status.textContent = text;
   }
 
-  // What each field showed when the page was drawn (or last saved), as the browser reads it.
+  // What each field showed when the page was drawn (or last saved), as the browser reads it:
+  // the markup's value, not the current one, so that typing before this script ran (it is
+  // deferred) still counts as an edit.
   for (const field of root.querySelectorAll(".edit-form .param-input, .edit-form textarea")) {
-    field.dataset.original = field.value;
+    field.dataset.original = field.defaultValue;
   }
   function changed(field) { return field.value !== field.dataset.original; }
 
