@@ -111,6 +111,7 @@ def test_delete_refuses_a_running_run(two: tuple[Path, Run, Run],
     ws, a, _ = two
     live = Run.init(project="p", name="live", workspace=ws, reuse_last=False,
                     **QUIET)  # type: ignore[arg-type]
+    live.logger.flush()  # its first files now, not 0.05 s later: the CLI runs in this process
     try:
         code, out, err = run_cli(capsys, "-w", ws, "runs", "delete", "p/live", "p/a", "--yes")
         assert code == 2 and out == ""

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from etude.tracking import Run, RunStateError
+from etude.tracking import Run, RunNotFoundError, RunStateError
 from etude.tracking.query import close_indexes
 from polling import wait_until
 
@@ -298,7 +298,7 @@ def test_abort_stops_a_running_run_and_records_aborted(
                              text=True)
     try:
         assert child.stdout is not None and "started" in child.stdout.readline()
-        run = Run.get(project="states", name="long", workspace=ws)
+        run = wait_for(lambda: _found(ws, "states", "long"), "the run's first files")
         assert run.state == "running"
         assert run.abort(wait=DEADLINE_S) == "aborted"
         assert child.wait(DEADLINE_S) != 0
@@ -306,6 +306,14 @@ def test_abort_stops_a_running_run_and_records_aborted(
             run.abort()
     finally:
         child.kill()
+
+
+def _found(ws: Path, project: str, name: str) -> Run | None:
+    """The run, once its process has written its first files (within 0.05 s of Run.init)."""
+    try:
+        return Run.get(project=project, name=name, workspace=ws)
+    except RunNotFoundError:
+        return None
 
 
 # -- agents in the real world ---------------------------------------------------------------

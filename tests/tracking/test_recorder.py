@@ -58,7 +58,8 @@ def test_a_forked_child_gets_its_own_writer_thread(ws: Path) -> None:
             child.logger.report_scalar("loss", "train", value=2.0, iteration=3)
             os.write(write, child.id.encode())
             deadline = time.monotonic() + 20
-            while not _written(child).get("loss") and time.monotonic() < deadline:
+            while not (_written(child).get("loss") and child._folder.exists()
+                       and time.monotonic() < deadline):
                 time.sleep(0.05)
         finally:
             os.kill(os.getpid(), signal.SIGKILL)
@@ -96,6 +97,7 @@ def test_a_forked_child_that_ends_leaves_the_parents_run_running(ws: Path, endin
     end (a normal exit, an uncaught exception, the SIGTERM a pool sends its workers) must not
     close the parent's run."""
     run = Run.init(project="p", name="parent", workspace=ws, **QUIET)
+    run.reload()  # its first files written now: what the child could do to them shows
     pid = os.fork()
     if pid == 0:
         code = 0

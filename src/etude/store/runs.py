@@ -42,6 +42,8 @@ from .records import JobRecord, Value, typed_value
 JOB_STATE_TO_RUN = {"done": "completed", "running": "running", "waiting": "queued",
                     "unscheduled": "draft"}
 ABORT_REASONS = frozenset({"cancelled", "timeout"})
+#: A run folder without run.json younger than this may be a live run's, before its first flush.
+PENDING_SECONDS = 60.0
 
 
 @dataclass
@@ -350,6 +352,11 @@ def refresh_runs(store: Any) -> int:
                         and (root / RUNS_DIR / i).is_dir()})
     records = [record for record in (_read_quietly(root, f) for f in sorted(targets.values()))
                if record is not None]
+    if listed and len(records) < len(targets) and _being_created(
+            root, {name for name in names if name not in known}, {r.id for r in records}):
+        listed_whole = False  # list runs/ again next time: its run.json is on its way
+    else:
+        listed_whole = listed
     removed = sorted(set(known) - set(names)) if listed or mtime is None else []
     if not (records or removed or job_targets or listed or new_offset != offset):
         return 0
@@ -359,13 +366,28 @@ def refresh_runs(store: Any) -> int:
         delete_runs_in(connection, ws, removed)
         if job_targets:
             _rewrite_job_runs(store, connection, ws, sorted(job_targets))
-        if listed and mtime is not None:
+        if listed_whole and mtime is not None:
             _set_scanned(connection, ws, mtime)
         if new_offset != offset:
             _set_offset(connection, ws, new_offset)
 
     run_write(store.engine, work)
     return len(records) + len(removed) + len(job_targets)
+
+
+def _being_created(root: Path, new: set[str], read: set[str]) -> bool:
+    """Whether a run folder just listed has no run.json yet but may get one: a live run
+    writes it with its first flush, after making the folder (so listing `runs/` again is
+    the only way to see it). A folder left without run.json for a minute is not a run."""
+    now = time.time()
+    for name in new - read:
+        try:
+            made = os.stat(root / RUNS_DIR / name).st_mtime
+        except OSError:
+            continue
+        if now - made < PENDING_SECONDS and not (root / RUNS_DIR / name / "run.json").exists():
+            return True
+    return False
 
 
 def _read_quietly(root: Path, relative: str) -> RunRecord | None:

@@ -14,6 +14,7 @@ import shutil
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,9 +75,36 @@ class LiveRun:
         self.closed = False
         self.attached = False  # started for this process (a job's run): Run.init returns it
         self.agent: str | None = None  # the agent that started this process for the run
+        # A new run's run.json is not written yet (see `defer_first_write`): until then it
+        # is edited here only, as nobody else knows the run.
+        self.pending = False
+
+    def defer_first_write(self, pointer: Callable[[], None]) -> None:
+        """Leave run.json, the first status.json and the `pointer` to the recorder's first
+        flush (within `flush_seconds`, or at close): a run of a few milliseconds then writes
+        each file once. A run killed by SIGKILL before that flush leaves no record."""
+        self.pending = True
+
+        def first_write() -> None:
+            with self.lock:
+                self.run._folder.write_meta(self.meta)
+                self.pending = False
+            pointer()
+
+        self.recorder.first_write = first_write
+
+    def write_pending(self) -> None:
+        """Write what waits for the first flush now (before the run is read from its files
+        or the index, in this process)."""
+        if self.pending:
+            self.recorder.flush(status=True)
 
     def edit(self, change: Any) -> dict[str, Any]:
         with self.lock:
+            if self.pending:
+                change(self.meta)
+                self.meta["modified"] = time.time()
+                return self.meta
             if self.closed:
                 return self.run._folder.update_meta(change)
             meta = self.run._folder.update_meta(change)
@@ -150,7 +178,7 @@ def start_run(
     _check(project, name, type, tags)
     root = resolve_workspace(workspace)
     settings = load_tracking()
-    folder, meta, status, offset = _prepare_folder(
+    folder, meta, status, offset, new = _prepare_folder(
         root, project, name, type, tags, comment, reuse_last, continue_last, settings
     )
     run = cls(folder, root)
@@ -159,11 +187,14 @@ def start_run(
         recorder.resume()
     live_run = LiveRun(run, meta, recorder, settings, offset)
     run._live = live_run
+    if new:
+        live_run.defer_first_write(lambda: _write_pointer(root, project, name, run.id))
     recorder.start()
     set_current(run)
     process.install(live_run.close)
     _start_extras(live_run, root, argparse, frameworks, monitor, streams)
-    _write_pointer(root, project, name, run.id)
+    if not new:
+        _write_pointer(root, project, name, run.id)
     return run
 
 
@@ -219,8 +250,9 @@ def _prepare_folder(
     reuse_last: bool,
     continue_last: bool,
     settings: dict[str, Any],
-) -> tuple[RunFolder, dict[str, Any], dict[str, Any], int]:
-    """The run's folder, run.json, first status.json and first iteration."""
+) -> tuple[RunFolder, dict[str, Any], dict[str, Any], int, bool]:
+    """The run's folder, run.json, first status.json, first iteration, and whether the
+    folder is new (its files not written yet: see `LiveRun.defer_first_write`)."""
     now = time.time()
     # The last run of this project/name matters only to continue or reuse it.
     previous = _last_run(root, project, name) if continue_last or reuse_last else None
@@ -235,18 +267,21 @@ def _prepare_folder(
         meta.update(tags=list(dict.fromkeys([*meta.get("tags", []), *tags])))
         previous.write_meta(meta)
         offset = _next_iteration(status)
-        return previous, meta, status, offset
+        return previous, meta, status, offset, False
     reuse_seconds = float(settings["reuse_hours"]) * 3600
-    if reuse_last and previous is not None and is_reusable(previous, reuse_seconds, now):
+    reused = reuse_last and previous is not None and is_reusable(previous, reuse_seconds, now)
+    if reused:
         _clear_outputs(previous)
         folder = previous
     else:
-        folder = RunFolder(runs_root(root) / new_run_id())
+        folder = RunFolder(f"{runs_root(root)}/{new_run_id()}")
     meta = new_meta(folder.run_id, now, project=project, name=name, type=type, tags=tags,
                     comment=comment)
-    folder.write_meta(meta)
-    status = running_status()
-    return folder, meta, status, 0
+    if reused:
+        folder.write_meta(meta)  # replaces the old run's run.json at once
+    else:
+        folder.make()  # console and capture write into it; run.json comes with the first flush
+    return folder, meta, running_status(), 0, not reused
 
 
 def _next_iteration(status: dict[str, Any]) -> int:

@@ -61,6 +61,7 @@ def query_runs(cls: type[Run], *, project: str | None, name: str | None,
     from ..store.run_query import query_runs as query
 
     root = resolve_workspace(workspace)
+    _write_pending()
     store = open_index(root)
     spec = RunFilter(where=where, project=project, name=name, tags=_as_list(tags),
                      states=_as_list(state), types=_as_list(type), search=search,
@@ -73,6 +74,7 @@ def query_runs(cls: type[Run], *, project: str | None, name: str | None,
 def get_run(cls: type[Run], run_id: str | None, *, project: str | None, name: str | None,
             workspace: str | os.PathLike[str] | None) -> Run:
     root = resolve_workspace(workspace)
+    _write_pending()
     if run_id is not None:
         folder = RunFolder(runs_root(root) / run_id)
         if len(run_id) == 32 and folder.exists():
@@ -99,6 +101,16 @@ def get_run(cls: type[Run], run_id: str | None, *, project: str | None, name: st
     return found[0]
 
 
+def _write_pending() -> None:
+    """The run this process records is found by its own queries from the first instant (its
+    first files wait for the writer thread otherwise)."""
+    from .run import current_live
+
+    run = current_live()
+    if run is not None and run._live is not None:
+        run._live.write_pending()
+
+
 def _escape(text: str) -> str:
     import re
 
@@ -119,6 +131,7 @@ def runs_dataframe(*, workspace: str | os.PathLike[str] | None = None, **filters
     from ..store.run_query import query_runs as query
 
     root = resolve_workspace(workspace)
+    _write_pending()
     store = open_index(root)
     spec = RunFilter(where=filters.pop("where", None), project=filters.pop("project", None),
                      name=filters.pop("name", None), tags=_as_list(filters.pop("tags", None)),

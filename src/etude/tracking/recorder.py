@@ -4,7 +4,9 @@ The process that runs a run owns its `status.json`. One daemon thread per proces
 shared by every run the process records, so that starting a run starts no thread) wakes every
 `flush_seconds` (0.5 s by default) and appends the buffered points (one chunk per series, see
 `points`) and events, then, at least every second, rewrites `status.json` with the summaries of
-every series and a fresh heartbeat. Readers mark a run whose heartbeat is older than
+every series and a fresh heartbeat. A new run's `run.json` and first `status.json` wait for
+its first flush, `FIRST_WRITE_SECONDS` after the start (or its close, or a read of it in this
+process), so that a run of a few milliseconds writes each file once. Readers mark a run whose heartbeat is older than
 `HEARTBEAT_TIMEOUT` and whose process is gone as failed (reason `killed`), so a process killed
 with SIGKILL loses at most what was reported since its last flush.
 """
@@ -16,6 +18,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..workspace.atomic import write_all
@@ -31,6 +34,9 @@ from .points import (
 
 logger = logging.getLogger("etude.tracking")
 HEARTBEAT_SECONDS = 1.0
+#: A new run's files are written this long after `Run.init()` (or at its close, if sooner):
+#: other processes see it from then on, and a short run writes each of its files once.
+FIRST_WRITE_SECONDS = 0.05
 
 
 class Recorder:
@@ -52,6 +58,10 @@ class Recorder:
         self._failures = 0
         self._finished = False
         self._abort_sent = False
+        # A new run's files wait for the first flush (the thread's, `FIRST_WRITE_SECONDS`
+        # after the start, or a read's, or close's): `first_write` then writes run.json and
+        # the pointer, after the first status.json.
+        self.first_write: Callable[[], None] | None = None
         # When points reported after this time are still unwritten, the writer thread is late
         # by a whole period: the reporting thread then writes them itself, so a SIGKILL loses
         # at most about a second of points even when the thread gets no CPU.
@@ -65,9 +75,13 @@ class Recorder:
         self.summaries = summarize(self.folder.scalars)
 
     def start(self) -> None:
-        """Write the first status and hand the run to the process's writer thread."""
-        self.folder.abort_request.unlink(missing_ok=True)  # from an earlier life of the run
-        self.write_status()
+        """Write the first status (a new run: at the first flush) and hand the run to the
+        process's writer thread."""
+        if self.first_write is None:
+            self.folder.abort_request.unlink(missing_ok=True)  # from an earlier life of the run
+            self.write_status()
+        else:
+            self.due = time.time() + 2 * FIRST_WRITE_SECONDS
         _WRITER.add(self)
 
     def tick(self) -> None:
@@ -120,8 +134,13 @@ class Recorder:
                 self._write_points(series)
             if events:
                 self._write_events(events)
-            if status or series or time.monotonic() - self._last_status >= HEARTBEAT_SECONDS:
+            first = self.first_write
+            if (status or series or first is not None
+                    or time.monotonic() - self._last_status >= HEARTBEAT_SECONDS):
                 self.write_status()
+            if first is not None:
+                first()
+                self.first_write = None
 
     def _write_points(self, series: dict[SeriesKey, SeriesBuffer]) -> None:
         for points in series.values():
@@ -167,7 +186,10 @@ class _Writer:
 
     def add(self, recorder: Recorder) -> None:
         with self._changed:
-            recorder.next_tick = time.monotonic() + recorder.flush_seconds
+            delay = recorder.flush_seconds
+            if recorder.first_write is not None:
+                delay = min(delay, FIRST_WRITE_SECONDS)
+            recorder.next_tick = time.monotonic() + delay
             self._recorders[recorder] = None
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="etude-run-writer",

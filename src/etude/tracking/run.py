@@ -214,9 +214,13 @@ class Run:
         return self._status
 
     def reload(self) -> Run:
-        """Read the run's files again (for a run recorded by another process)."""
+        """Read the run's files again (for a run recorded by another process). A run this
+        process records writes what it has not written yet instead (its files then agree
+        with it)."""
         if self._live is None:
             self._meta = self._status = self._row = None
+        else:
+            self._live.write_pending()
         return self
 
     @property

@@ -132,10 +132,20 @@ class RunFolder:
             write_json_atomic(self.meta, meta, compact=True, fsync=False)
             return meta
 
+    def make(self) -> None:
+        """Create the folder (and `runs/` above it for a workspace's first run)."""
+        try:
+            os.mkdir(self._text)
+        except FileNotFoundError:
+            os.makedirs(self._text, exist_ok=True)
+
     def write_meta(self, meta: dict[str, Any]) -> None:
         """Write a new run.json (a run being created: nobody else knows it yet)."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.meta, meta, compact=True, fsync=False)
+        try:
+            write_json_atomic(self.meta, meta, compact=True, fsync=False)
+        except FileNotFoundError:
+            self.make()
+            write_json_atomic(self.meta, meta, compact=True, fsync=False)
 
     def write_status(self, status: dict[str, Any], *, fsync: bool = False) -> None:
         """Replace status.json (by the process running the run, or under `locked()`)."""
