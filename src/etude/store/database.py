@@ -10,6 +10,7 @@ written by a newer etude: opening it is refused with both versions named.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -224,6 +225,31 @@ def _upgrade(engine: sa.Engine, location: StoreLocation, revision: str | None) -
 
 # -- statements shared by the store's modules --------------------------------------------
 CHUNK = 500  # keys per IN (...) list and rows per statement
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """No cyclic garbage collection while a query's tens of thousands of rows become
+    objects: they hold no cycles, and the collections their creation triggers walk every
+    object alive (up to 4x the time of making them, and as variable)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def fetch_rows(connection: sa.Connection, query: sa.Select[Any]) -> list[Any]:
+    """The rows of `query` as the driver's tuples: no SQLAlchemy Row per row (a third of
+    the time of a 16,000-row query). For columns the driver returns as they are (numbers,
+    text; a boolean is 0/1 on SQLite)."""
+    result = connection.execute(query)
+    try:
+        return result.cursor.fetchall()
+    finally:
+        result.close()
 
 
 def insert_for(connection: sa.Connection, table: sa.Table) -> Any:

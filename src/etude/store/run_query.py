@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..workspace.run_folder import RUN_STATES
-from .database import chunks
+from .database import chunks, fetch_rows, paused_gc
 from .filter_syntax import ORDERINGS, FilterError, Value, parse
 from .filters import (
     PART_SEPARATOR,
@@ -277,7 +277,8 @@ def query_runs(connection: sa.Connection, ws: int, spec: RunFilter, sort: str | 
         query = query.limit(limit)
     if offset:
         query = query.offset(offset)
-    return [RunRow(row) for row in connection.execute(query)]
+    with paused_gc():
+        return [RunRow(row) for row in fetch_rows(connection, query)]
 
 
 MetricSort = tuple[str, str, sa.Column[Any], bool]

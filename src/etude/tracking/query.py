@@ -57,6 +57,7 @@ def query_runs(cls: type[Run], *, project: str | None, name: str | None,
                type: list[str] | str | None, search: str | None, where: str | None,
                order_by: str | None, limit: int | None, offset: int, include_archived: bool,
                workspace: str | os.PathLike[str] | None) -> list[Run]:
+    from ..store.database import paused_gc
     from ..store.run_query import RunFilter
     from ..store.run_query import query_runs as query
 
@@ -68,7 +69,8 @@ def query_runs(cls: type[Run], *, project: str | None, name: str | None,
                      include_archived=include_archived)
     with store.engine.connect() as connection:
         rows = query(connection, store.workspace_pk, spec, order_by, limit, offset)
-    return [run_from_row(cls, root, row) for row in rows]
+    with paused_gc():
+        return [run_from_row(cls, root, row) for row in rows]
 
 
 def get_run(cls: type[Run], run_id: str | None, *, project: str | None, name: str | None,
