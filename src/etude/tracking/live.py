@@ -349,7 +349,7 @@ def _start_extras(
         from . import frameworks as hooks
 
         hooks.install_framework_hooks(_current_sink)
-    if _capture_key() in _capture_cache:  # captured by an earlier run of this process
+    if _capture_key(_script()) in _capture_cache:  # captured by an earlier run of this process
         _capture(run, root, live.settings)
         return
     live.capture_thread = threading.Thread(
@@ -370,8 +370,8 @@ def _script() -> str | None:
     return os.path.abspath(script) if script and os.path.exists(script) else None
 
 
-def _capture_key() -> str:
-    return f"{_script()}\0{os.getcwd()}"
+def _capture_key(script: str | None) -> str:
+    return f"{script}\0{os.getcwd()}"
 
 
 def _capture(run: Run, root: Path, settings: dict[str, Any]) -> None:
@@ -380,7 +380,7 @@ def _capture(run: Run, root: Path, settings: dict[str, Any]) -> None:
         from .capture import capture
 
         script = _script()
-        key = _capture_key()
+        key = _capture_key(script)
         environment = _capture_cache.get(key)
         if environment is None:
             environment = capture(

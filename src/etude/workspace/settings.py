@@ -48,8 +48,15 @@ class WorkspaceSettings:
 
 
 def settings_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "etude" / "settings.yaml"
+    key = (os.environ.get("XDG_CONFIG_HOME"), os.environ.get("HOME"))
+    path = _settings_paths.get(key)
+    if path is None:  # made once per environment: a process starting many runs asks each time
+        base = key[0] or os.path.join(os.path.expanduser("~"), ".config")
+        path = _settings_paths[key] = Path(base) / "etude" / "settings.yaml"
+    return path
+
+
+_settings_paths: dict[tuple[str | None, str | None], Path] = {}
 
 
 TRACKING_DEFAULTS: dict[str, Any] = {
