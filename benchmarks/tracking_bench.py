@@ -6,6 +6,7 @@ each running `tracking_cases.py` in a fresh interpreter. The peers do smaller co
 from __future__ import annotations
 
 import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -38,6 +39,7 @@ PEER_INDEXED_RUNS = {"mlflow": 500, "aim": 200}  # made with their API, untimed
 TRACKING_TIMEOUT = 120.0  # seconds, per case (one fresh interpreter)
 FILTER_TIMEOUT = 60.0  # the filter over the index: 300 times its target for etude
 INIT_REPEATS = 3
+MEMORY_FS = Path("/dev/shm")  # tmpfs on Linux: the 1,000-runs case again, for a note
 
 
 def _scales(full: int, peers: dict[str, int]) -> dict[str, float]:
@@ -88,7 +90,19 @@ class TrackingMeasures:
         count, scale = self._count(fw, N_RUNS, PEER_RUNS)
         result = run_case(fw, "many", str(self.root / fw.label / "many"), str(count))
         expect(result, "runs", count, f"{fw.label}: runs made")
+        if fw.label == "etude" and MEMORY_FS.is_dir():
+            self._many_in_memory(fw, count)
         return result["seconds"] * scale
+
+    def _many_in_memory(self, fw: Framework, count: int) -> None:
+        """The same runs with the workspace in memory (tmpfs): what is left without the
+        disk's cost of creating files (a run is a folder of a few small files)."""
+        with tempfile.TemporaryDirectory(prefix="etude-bench-", dir=MEMORY_FS) as folder:
+            result = run_case(fw, "many", str(Path(folder) / "many"), str(count))
+        expect(result, "runs", count, f"{fw.label}: runs made in memory")
+        self.notes.append(f"{fw.label}: the {count:,} runs with the workspace in memory "
+                          f"({MEMORY_FS}): {format_seconds(result['seconds'])}; the rest of "
+                          "the row is the disk creating each run's files")
 
     def _populate(self, fw: Framework) -> tuple[Path, int]:
         if fw.label == "clearml":

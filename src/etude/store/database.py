@@ -247,7 +247,7 @@ def fetch_rows(connection: sa.Connection, query: sa.Select[Any]) -> list[Any]:
     text; a boolean is 0/1 on SQLite)."""
     result = connection.execute(query)
     try:
-        return result.cursor.fetchall()
+        return list(result.cursor.fetchall())
     finally:
         result.close()
 

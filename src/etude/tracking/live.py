@@ -269,19 +269,20 @@ def _prepare_folder(
         offset = _next_iteration(status)
         return previous, meta, status, offset, False
     reuse_seconds = float(settings["reuse_hours"]) * 3600
-    reused = reuse_last and previous is not None and is_reusable(previous, reuse_seconds, now)
-    if reused:
-        _clear_outputs(previous)
-        folder = previous
+    reused = previous if reuse_last and previous is not None and is_reusable(
+        previous, reuse_seconds, now) else None
+    if reused is not None:
+        _clear_outputs(reused)
+        folder = reused
     else:
         folder = RunFolder(f"{runs_root(root)}/{new_run_id()}")
     meta = new_meta(folder.run_id, now, project=project, name=name, type=type, tags=tags,
                     comment=comment)
-    if reused:
+    if reused is not None:
         folder.write_meta(meta)  # replaces the old run's run.json at once
     else:
         folder.make()  # console and capture write into it; run.json comes with the first flush
-    return folder, meta, running_status(), 0, not reused
+    return folder, meta, running_status(), 0, reused is None
 
 
 def _next_iteration(status: dict[str, Any]) -> int:

@@ -6,9 +6,10 @@ shared by every run the process records, so that starting a run starts no thread
 `points`) and events, then, at least every second, rewrites `status.json` with the summaries of
 every series and a fresh heartbeat. A new run's `run.json` and first `status.json` wait for
 its first flush, `FIRST_WRITE_SECONDS` after the start (or its close, or a read of it in this
-process), so that a run of a few milliseconds writes each file once. Readers mark a run whose heartbeat is older than
-`HEARTBEAT_TIMEOUT` and whose process is gone as failed (reason `killed`), so a process killed
-with SIGKILL loses at most what was reported since its last flush.
+process), so that a run of a few milliseconds writes each file once. Readers mark a run
+whose heartbeat is older than `HEARTBEAT_TIMEOUT` and whose process is gone as failed (reason
+`killed`), so a process killed with SIGKILL loses at most what was reported since its last
+flush.
 """
 
 from __future__ import annotations
