@@ -1,7 +1,8 @@
 """Live runs: starting a run in this process, recording it, and closing it.
 
-`start_run` makes (or reuses, or continues) the run folder, writes `run.json` and
-`status.json`, and starts the recorder thread; console capture, resource monitoring, the
+`start_run` makes (or reuses, or continues) the run folder and hands the run to the
+recorder's writer thread, which writes a new run's `run.json` and `status.json` moments later
+(`LiveRun.defer_first_write`); console capture, resource monitoring, the
 framework hooks and the environment capture start after it, the capture in a background
 thread, so that `Run.init()` returns in a few milliseconds.
 """
@@ -81,8 +82,9 @@ class LiveRun:
 
     def defer_first_write(self, pointer: Callable[[], None]) -> None:
         """Leave run.json, the first status.json and the `pointer` to the recorder's first
-        flush (within `flush_seconds`, or at close): a run of a few milliseconds then writes
-        each file once. A run killed by SIGKILL before that flush leaves no record."""
+        flush (`recorder.FIRST_WRITE_SECONDS` after the start, or at close, or before a read
+        in this process): a run of a few milliseconds then writes each file once. A run
+        killed by SIGKILL before that flush leaves no record."""
         self.pending = True
 
         def first_write() -> None:
