@@ -126,3 +126,46 @@ def test_a_short_run_is_whole_on_disk_when_close_returns(ws: Path) -> None:
     reused = Run.init(project="p", name="short", workspace=ws, **QUIET)  # found by its pointer
     assert reused.id == run.id
     reused.close()
+
+
+def test_later_runs_of_a_process_share_one_copy_of_the_environment(
+        ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sweep in one script: the first run writes environment.json, the later ones name one
+    shared copy (a dirty repository's diff is not stored a thousand times)."""
+    from etude.tracking import live
+
+    monkeypatch.setattr(live, "_capture_cache", {})  # this test's first run is the process's
+    monkeypatch.setattr(live, "_shared_environments", {})
+    first = Run.init(project="p", name="sweep-0", workspace=ws,
+                     **{**QUIET, "auto_connect_streams": False})
+    captured = first.environment
+    first.close()
+    assert captured["python"] and (first.folder / "environment.json").exists()
+    later = []
+    for index in (1, 2):
+        run = Run.init(project="p", name=f"sweep-{index}", workspace=ws, **QUIET)
+        assert run.environment == captured  # live: through its pending run.json
+        run.close()
+        later.append(run)
+    shared = list((runs_root(ws) / ".environments").iterdir())
+    assert len(shared) == 1
+    for run in later:
+        assert not (run.folder / "environment.json").exists()
+        assert Run.get(run.id, workspace=ws).environment == captured
+    clone = Run.clone(later[0], name="copy")
+    assert (clone.folder / "environment.json").exists() and clone.environment == captured
+    assert sorted(r.name for r in Run.query(project="p", workspace=ws)) == [
+        "copy", "sweep-0", "sweep-1", "sweep-2"]  # the shared folder is not a run
+
+
+def test_a_damaged_shared_environment_is_named(ws: Path) -> None:
+    from etude.workspace import CorruptFileError
+
+    with Run.init(project="p", name="a", workspace=ws, **QUIET):
+        pass
+    with Run.init(project="p", name="b", workspace=ws, **QUIET) as run:
+        pass
+    (shared,) = (runs_root(ws) / ".environments").iterdir()
+    shared.write_text("[1, 2")
+    with pytest.raises(CorruptFileError, match=r"\.environments/.*not valid JSON"):
+        Run.get(run.id, workspace=ws).environment

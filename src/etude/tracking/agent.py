@@ -179,9 +179,7 @@ class Agent:
     def _launch(self, folder: RunFolder, entry: Any) -> Started:
         from .codestate import prepare_code
         from .codestate_env import installed_versions, package_differences
-        from .live import read_environment
-
-        environment = read_environment(folder)
+        environment = folder.read_environment()
         self._console(folder, f"agent {self.id} ({self.host}) takes the run from queue "
                               f"{entry.queue!r}")
         if "source_job" in folder.read_meta():  # a clone of a job's run: submit it as a job

@@ -176,12 +176,12 @@ def _function_draft(run: Run, name: str, task_name: str | None,
     meta["edited"] = {FUNCTION_SECTION: copy.deepcopy(flat)}
     meta["function"] = {"name": name}
     folder.write_meta(meta)
-    try:
-        shutil.copyfile(run._folder.environment, folder.environment)
-    except FileNotFoundError as error:
+    environment = run._folder.read_environment()
+    if not environment:
         raise RunStateError(f"run {run.id}: its code state is not recorded yet (environment "
                             "capture failed or is switched off), so no agent could run the "
-                            "function.") from error
+                            "function.")
+    write_json_atomic(folder.environment, environment, compact=True, fsync=False)
     folder.write_status({"state": "draft"})
     append_edit(run.workspace, folder.run_id)
     return Run(folder, run.workspace)

@@ -9,6 +9,8 @@ thread, so that `Run.init()` returns in a few milliseconds.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import shutil
@@ -19,13 +21,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..workspace import read_json, write_atomic, write_json_atomic
+from ..workspace import write_atomic, write_json_atomic
 from ..workspace.run_folder import (
     RunFolder,
     job_run_folder,
     job_run_id,
     owner_alive,
     runs_root,
+    shared_environment,
 )
 from ..workspace.settings import load_tracking
 from . import process
@@ -385,6 +388,13 @@ def _capture(run: Run, root: Path, settings: dict[str, Any]) -> None:
         script = _script()
         key = _capture_key(script)
         environment = _capture_cache.get(key)
+        live = run._live
+        if environment is not None and live is not None and live.pending:
+            # A later run of this process (a sweep): name the shared copy in run.json, which
+            # is not written yet, instead of writing one more file into the run's folder.
+            digest = _share_environment(run._folder.path.parent, key, environment)
+            live.edit(lambda meta: meta.__setitem__("environment", digest))
+            return
         if environment is None:
             environment = capture(
                 script=script,
@@ -451,9 +461,22 @@ def _job_workspace(job_path: Path) -> Path:
     return job_path.parent
 
 
-def read_environment(folder: RunFolder) -> dict[str, Any]:
-    try:
-        value = read_json(folder.environment)
-    except FileNotFoundError:
-        return {}
-    return value if isinstance(value, dict) else {}
+def _share_environment(runs_dir: Path, key: str, environment: dict[str, Any]) -> str:
+    """The SHA-256 of `environment`'s file in `runs_dir/.environments/`, written there (once
+    per process and folder; the same content from another process is the same file)."""
+    shared = _shared_environments.get(key)
+    if shared is None:
+        text = json.dumps(environment, sort_keys=True)
+        shared = _shared_environments[key] = (text, hashlib.sha256(text.encode()).hexdigest())
+    text, digest = shared
+    path = shared_environment(runs_dir, digest)
+    if (path.parent, digest) not in _shared_written:
+        if not path.exists():
+            path.parent.mkdir(exist_ok=True)
+            write_atomic(path, text + "\n", fsync=False)
+        _shared_written.add((path.parent, digest))
+    return digest
+
+
+_shared_environments: dict[str, tuple[str, str]] = {}  # capture key -> (JSON text, digest)
+_shared_written: set[tuple[Path, str]] = set()

@@ -376,13 +376,8 @@ class Run:
         was (yet)."""
         if self._live is not None:
             self._live.wait_capture()
-        from ..workspace import read_json
-
-        try:
-            value = read_json(self._folder.environment)
-        except FileNotFoundError:
-            return {}
-        return value if isinstance(value, dict) else {}
+            self._live.write_pending()  # run.json may name a shared copy
+        return self._folder.read_environment()
 
     def get_scalars(self, title: str | None = None) -> dict[str, dict[str, tuple[Any, Any]]]:
         """`{title: {series: (iterations, values)}}` (numpy arrays, or lists without numpy)."""

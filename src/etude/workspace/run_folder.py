@@ -10,7 +10,10 @@ JOB_FOLDER/.etude/run/          the run of a job of front doors 1 and 2 (RUN_ID:
                     and the summary of every scalar series (last, min, max, count). Written
                     only by the process that runs the run (atomic replace, every second), or,
                     when no process runs it, under `lock` (enqueue, publish, killed detection).
-  environment.json  what `Run.init()` captured: code, packages, argv, host, Python.
+  environment.json  what `Run.init()` captured: code, packages, argv, host, Python. The later
+                    runs of a process that captured the same (a sweep in one script) name it
+                    instead: run.json's `environment` is the SHA-256 of a file in
+                    `../.environments/` (beside the run folders), written once.
   scalars.bin       every scalar point (see `etude.tracking.points`).
   events.jsonl      text, tables, plots, images, histograms and media, one JSON per line;
   files/            their payloads (PNG, JSON).
@@ -38,6 +41,8 @@ from .layout import ETUDE_DIR
 from .locks import FileLock
 
 RUNS_DIR = "runs"
+#: Environments shared by several runs, by content (`RunFolder.read_environment`).
+ENVIRONMENTS_DIR = ".environments"
 EDITS_LOG = "edits.log"
 RUN_STATES = ("draft", "queued", "running", "completed", "failed", "aborted", "published")
 ENDED_STATES = frozenset({"completed", "failed", "aborted", "published"})
@@ -109,6 +114,25 @@ class RunFolder:
         """run.json; raises FileNotFoundError or CorruptFileError."""
         return _object(self.meta)
 
+    def read_environment(self) -> dict[str, Any]:
+        """What was captured: environment.json, else the shared file run.json names; `{}`
+        when there is neither (capture switched off, failed or not finished). Raises
+        CorruptFileError for a damaged file."""
+        try:
+            value = read_json(self.environment)
+        except FileNotFoundError:
+            try:
+                digest = self.read_meta().get("environment")
+            except FileNotFoundError:
+                return {}
+            if not isinstance(digest, str) or not digest:
+                return {}
+            try:
+                value = read_json(shared_environment(self.path.parent, digest))
+            except FileNotFoundError:
+                return {}
+        return value if isinstance(value, dict) else {}
+
     def read_status(self) -> dict[str, Any]:
         """status.json, or `{}` when the run was never started."""
         try:
@@ -157,6 +181,14 @@ def _object(path: Path) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise CorruptFileError(path, f"expected a JSON object, got {type(value).__name__}")
     return value
+
+
+def shared_environment(runs_dir: Path, digest: str) -> Path:
+    """The file of an environment shared by runs of `runs_dir` (`digest`: its SHA-256)."""
+    if not all(c in "0123456789abcdef" for c in digest):
+        raise CorruptFileError(runs_dir / ENVIRONMENTS_DIR,
+                               f"environment {digest!r} is not a SHA-256 in hexadecimal")
+    return runs_dir / ENVIRONMENTS_DIR / f"{digest}.json"
 
 
 def heartbeat_timeout() -> float:
