@@ -168,4 +168,4 @@ def test_a_damaged_shared_environment_is_named(ws: Path) -> None:
     (shared,) = (runs_root(ws) / ".environments").iterdir()
     shared.write_text("[1, 2")
     with pytest.raises(CorruptFileError, match=r"\.environments/.*not valid JSON"):
-        Run.get(run.id, workspace=ws).environment
+        Run.get(run.id, workspace=ws).environment  # noqa: B018 -- the read raises

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import threading
@@ -34,13 +35,13 @@ from ..workspace.settings import load_tracking
 from . import process
 from .errors import RunStateError
 from .logger import Logger
+from .pointers import last_run_id, record_last_run
 from .recorder import Recorder
 from .run import (
     RUN_TYPES,
     Run,
     current_live,
     is_reusable,
-    last_pointer,
     new_run_id,
     running_status,
     set_current,
@@ -302,21 +303,15 @@ def _next_iteration(status: dict[str, Any]) -> int:
 
 
 def _last_run(root: Path, project: str, name: str) -> RunFolder | None:
-    try:
-        run_id = last_pointer(root, project, name).read_text().strip()
-    except OSError:
+    run_id = last_run_id(root, project, name)
+    if not run_id or not re.fullmatch(r"[0-9a-f]{32}", run_id):
         return None
     folder = RunFolder(runs_root(root) / run_id)
-    return folder if run_id and folder.exists() else None
+    return folder if folder.exists() else None
 
 
 def _write_pointer(root: Path, project: str, name: str, run_id: str) -> None:
-    path = last_pointer(root, project, name)
-    try:
-        write_atomic(path, run_id, fsync=False)
-    except FileNotFoundError:  # the workspace's first run: make the pointers' folder
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, run_id, fsync=False)
+    record_last_run(root, project, name, run_id)
 
 
 def _clear_outputs(folder: RunFolder) -> None:

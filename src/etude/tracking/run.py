@@ -8,7 +8,6 @@ on a cluster node that shares only the workspace folder, and with PostgreSQL.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import sys
@@ -24,7 +23,6 @@ from ..workspace.run_folder import (
     append_edit,
     effective_status,
     owner_alive,
-    runs_root,
 )
 from .errors import ReportError, RunNotFoundError, RunStateError
 from .sections import (
@@ -49,7 +47,6 @@ RUN_TYPES = (
     "application",
     "custom",
 )
-LAST_DIR = ".last"
 
 _current: Run | None = None
 _current_lock = threading.RLock()
@@ -746,14 +743,6 @@ def current_live() -> Run | None:
 def new_run_id() -> str:
     """32 random hex digits (like uuid4().hex, without importing uuid at start-up)."""
     return os.urandom(16).hex()
-
-
-def last_pointer(workspace: Path, project: str, name: str) -> Path:
-    """The file naming the last run of (project, name) started on this machine."""
-    import socket  # lazily: `import etude.tracking` stays light
-
-    key = hashlib.sha1(f"{socket.gethostname()}\0{project}\0{name}".encode()).hexdigest()[:20]
-    return runs_root(workspace) / LAST_DIR / key
 
 
 def is_reusable(folder: RunFolder, reuse_seconds: float, now: float) -> bool:
