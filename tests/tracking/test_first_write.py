@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from etude.tracking import Run, RunNotFoundError
+from etude.tracking import Run, RunNotFoundError, recorder
 from etude.tracking.recorder import FIRST_WRITE_SECONDS
 from etude.workspace.run_folder import runs_root
 from polling import wait_until
@@ -106,26 +106,41 @@ def test_a_folder_listed_before_its_run_json_is_found_once_it_has_one(ws: Path) 
     later = runs_root(ws) / ("f" * 32)
     later.mkdir()  # what a live run has made when a reader comes by
     assert len(Run.query(workspace=ws)) == 1  # listed: no run.json yet
-    shutil.copyfile(model.folder / "status.json", later / "status.json")
+    if (model.folder / "status.json").exists():  # else run.json holds it
+        shutil.copyfile(model.folder / "status.json", later / "status.json")
     meta = json.loads((model.folder / "run.json").read_text())
     (later / "run.json").write_text(json.dumps({**meta, "id": later.name, "name": "later"}))
     assert sorted(r.name for r in Run.query(workspace=ws)) == ["later", "model"]
     assert Run.get(later.name, workspace=ws).params == {"General/lr": 0.25}
 
 
-def test_a_short_run_is_whole_on_disk_when_close_returns(ws: Path) -> None:
+def test_a_run_ended_before_its_first_flush_has_its_status_in_run_json(
+        ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(recorder, "FIRST_WRITE_SECONDS", 60.0)  # close comes first, surely
     run = Run.init(project="p", name="short", workspace=ws, **QUIET)
     run.connect({"epochs": 3})
     run.logger.report_scalar("loss", "train", value=0.5, iteration=0)
     run.close()
-    assert FIRST_WRITE_SECONDS < 1.0
+    assert sorted(os.listdir(run.folder)) == ["run.json", "scalars.bin"]
     meta = json.loads((run.folder / "run.json").read_text())
-    status = json.loads((run.folder / "status.json").read_text())
-    assert meta["params"] == {"General": {"epochs": 3}} and status["state"] == "completed"
-    assert status["metrics"]["loss"]["train"]["last"] == 0.5
+    assert meta["params"] == {"General": {"epochs": 3}}
+    assert meta["status"]["state"] == "completed" and meta["status"]["ended"]
+    (found,) = Run.query(where="metrics.loss.train = 0.5", state="completed", workspace=ws)
+    assert found.id == run.id and found.metrics["loss"]["train"]["last"] == 0.5
+    assert Run.get(run.id, workspace=ws).ended == meta["status"]["ended"]
+    Run.get(run.id, workspace=ws).reset()  # writes status.json, which wins from then on
+    assert Run.get(run.id, workspace=ws).state == "draft"
+    assert [r.state for r in Run.query(workspace=ws)] == ["draft"]
+
+
+def test_a_run_ended_before_its_first_flush_is_reused_by_the_next(ws: Path) -> None:
+    with Run.init(project="p", name="short", workspace=ws, **QUIET) as run:
+        run.connect({"epochs": 3})
+    assert FIRST_WRITE_SECONDS < 1.0
     reused = Run.init(project="p", name="short", workspace=ws, **QUIET)  # found by its pointer
-    assert reused.id == run.id
+    assert reused.id == run.id and reused.params == {} and reused.state == "running"
     reused.close()
+    assert Run.get(run.id, workspace=ws).state == "completed"
 
 
 def test_later_runs_of_a_process_share_one_copy_of_the_environment(

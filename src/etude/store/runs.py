@@ -126,7 +126,7 @@ def read_run(root: Path, relative: str) -> RunRecord | None:
         meta = folder.read_meta()
     except FileNotFoundError:
         return None
-    status = effective_status(folder, folder.read_status())
+    status = effective_status(folder, folder.read_status(meta))
     state = "published" if meta.get("published") else str(status.get("state") or "draft")
     return RunRecord(
         id=folder.run_id, kind="run", folder=relative,
@@ -155,7 +155,7 @@ def job_run(root: Path, job: JobRecord) -> RunRecord:
     status: dict[str, Any] = {}
     try:
         meta = folder.read_meta()
-        status = folder.read_status()
+        status = folder.read_status(meta)
     except (FileNotFoundError, CorruptFileError):
         pass  # the job's code reported nothing (or is writing it now)
     params = {f"Config/{path}": _plain(value) for path, value in (job.params or {}).items()}

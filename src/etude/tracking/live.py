@@ -91,9 +91,11 @@ class LiveRun:
         killed by SIGKILL before that flush leaves no record."""
         self.pending = True
 
-        def first_write() -> None:
+        def first_write(status: dict[str, Any] | None) -> None:
             with self.lock:
-                self.run._folder.write_meta(self.meta)
+                # Ended already: its final status goes into run.json (one file fewer).
+                self.run._folder.write_meta(self.meta if status is None
+                                            else {**self.meta, "status": status})
                 self.pending = False
             pointer()
 
@@ -269,7 +271,8 @@ def _prepare_folder(
                                 "another process; continue it once that process has ended, or "
                                 "start a new run (continue_last=False).")
         meta = previous.read_meta()
-        status = running_status(previous.read_status())
+        status = running_status(previous.read_status(meta))
+        meta.pop("status", None)  # a short run's final status: status.json takes over
         meta.update(tags=list(dict.fromkeys([*meta.get("tags", []), *tags])))
         previous.write_meta(meta)
         offset = _next_iteration(status)

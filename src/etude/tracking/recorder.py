@@ -61,8 +61,8 @@ class Recorder:
         self._abort_sent = False
         # A new run's files wait for the first flush (the thread's, `FIRST_WRITE_SECONDS`
         # after the start, or a read's, or close's): `first_write` then writes run.json and
-        # the pointer, after the first status.json.
-        self.first_write: Callable[[], None] | None = None
+        # the pointer, after the first status.json (at close: with the status inside).
+        self.first_write: Callable[[dict[str, Any] | None], None] | None = None
         # When points reported after this time are still unwritten, the writer thread is late
         # by a whole period: the reporting thread then writes them itself, so a SIGKILL loses
         # at most about a second of points even when the thread gets no CPU.
@@ -121,9 +121,11 @@ class Recorder:
             self._abort_sent = True
             os.kill(os.getpid(), signal.SIGTERM)
 
-    def flush(self, *, status: bool = False) -> None:
+    def flush(self, *, status: bool = False, final: bool = False) -> None:
         """Write what is buffered; rewrite status.json when `status` or a second has passed.
-        Does nothing once the final status is written (`stop`)."""
+        Does nothing once the final status is written (`stop`). The `final` flush of a run
+        whose first files are still to write puts its status into run.json: a run that
+        ended within `FIRST_WRITE_SECONDS` has no status.json."""
         with self._write_lock:
             if self._finished:
                 return
@@ -136,11 +138,15 @@ class Recorder:
             if events:
                 self._write_events(events)
             first = self.first_write
+            if first is not None and final:
+                first(self._status_now())
+                self.first_write = None
+                return
             if (status or series or first is not None
                     or time.monotonic() - self._last_status >= HEARTBEAT_SECONDS):
                 self.write_status()
             if first is not None:
-                first()
+                first(None)
                 self.first_write = None
 
     def _write_points(self, series: dict[SeriesKey, SeriesBuffer]) -> None:
@@ -157,13 +163,17 @@ class Recorder:
     def _write_events(self, events: list[dict[str, Any]]) -> None:
         _append(self.folder.events, "".join(dumps(event) + "\n" for event in events).encode())
 
-    def write_status(self, *, fsync: bool = False) -> None:
+    def _status_now(self) -> dict[str, Any]:
+        """`status` with the summary of every series and a fresh heartbeat."""
         metrics: dict[str, dict[str, Any]] = {}
         for (title, series), summary in self.summaries.items():
             metrics.setdefault(title, {})[series] = summary.to_json()
         self.status["metrics"] = metrics
         self.status["heartbeat"] = time.time()
-        self.folder.write_status(self.status, fsync=fsync)
+        return self.status
+
+    def write_status(self, *, fsync: bool = False) -> None:
+        self.folder.write_status(self._status_now(), fsync=fsync)
         self._last_status = time.monotonic()
 
     def stop(self) -> None:
@@ -171,7 +181,7 @@ class Recorder:
         machine crash in the next seconds leaves the run to read as killed, its points
         whole)."""
         _WRITER.remove(self)  # a tick already under way finds `_finished` and writes nothing
-        self.flush(status=True)
+        self.flush(status=True, final=True)
         with self._write_lock:
             self._finished = True
 

@@ -10,6 +10,8 @@ JOB_FOLDER/.etude/run/          the run of a job of front doors 1 and 2 (RUN_ID:
                     and the summary of every scalar series (last, min, max, count). Written
                     only by the process that runs the run (atomic replace, every second), or,
                     when no process runs it, under `lock` (enqueue, publish, killed detection).
+                    A run that ended before its first flush has none: its final status is
+                    run.json's `status` (status.json, once written, wins).
   environment.json  what `Run.init()` captured: code, packages, argv, host, Python. The later
                     runs of a process that captured the same (a sweep in one script) name it
                     instead: run.json's `environment` is the SHA-256 of a file in
@@ -133,12 +135,20 @@ class RunFolder:
                 return {}
         return value if isinstance(value, dict) else {}
 
-    def read_status(self) -> dict[str, Any]:
-        """status.json, or `{}` when the run was never started."""
+    def read_status(self, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+        """status.json; else the status run.json holds (`meta`, when already read) for a
+        run that ended before its first flush; else `{}` (never started)."""
         try:
             return _object(self.status_file)
         except FileNotFoundError:
-            return {}
+            pass
+        if meta is None:
+            try:
+                meta = self.read_meta()
+            except FileNotFoundError:
+                return {}
+        status = meta.get("status")
+        return dict(status) if isinstance(status, dict) else {}
 
     # -- writes -------------------------------------------------------------------------------
     @contextmanager
