@@ -209,8 +209,11 @@ class RunFilter:
     include_archived: bool = False
 
 
-def _conditions(ws: int, spec: RunFilter) -> list[Condition]:
-    conditions: list[Condition] = [runs.c.workspace_pk == ws]
+def _conditions(ws: int, spec: RunFilter, *, by_lists: bool = False) -> list[Condition]:
+    """The SQL conditions of `spec` in workspace `ws`; `by_lists`: the workspace's index is
+    kept from the planner (`workspace_pk + 0`), so that it starts from the IN lists."""
+    workspace = runs.c.workspace_pk + 0 if by_lists else runs.c.workspace_pk
+    conditions: list[Condition] = [workspace == ws]
     if spec.where:
         node = parse(spec.where)
         if node is not None:
@@ -266,7 +269,10 @@ def query_runs(connection: sa.Connection, ws: int, spec: RunFilter, sort: str | 
     """The runs matching `spec`, sorted by `sort` (default: newest first)."""
     order = sort_by(sort, RUN_FIELDS, runs.c.pk) if sort else [
         sa.nulls_last(runs.c.created.desc()), runs.c.pk.desc()]
-    conditions = _conditions(ws, spec)
+    # Every match wanted: the planner must start from the runs the conditions' lists name
+    # (`pk IN (...)`), not walk every run of the workspace in date order probing them
+    # (SQLite's choice, 20 ms instead of 3 for a filter matching 37 of 100,000 runs).
+    conditions = _conditions(ws, spec, by_lists=limit is None and bool(spec.where or spec.tags))
     metric = _single_metric_sort(sort) if limit is not None else None
     if metric is not None:
         assert limit is not None
@@ -333,8 +339,8 @@ def _page_by_metric(connection: sa.Connection, conditions: list[Condition],
 
 def count_runs(connection: sa.Connection, ws: int, spec: RunFilter) -> dict[str, int]:
     """{state: count} of the runs matching `spec`."""
-    query = (sa.select(runs.c.state, sa.func.count()).where(*_conditions(ws, spec))
-             .group_by(runs.c.state))
+    conditions = _conditions(ws, spec, by_lists=bool(spec.where or spec.tags))
+    query = sa.select(runs.c.state, sa.func.count()).where(*conditions).group_by(runs.c.state)
     return {state: int(count) for state, count in connection.execute(query)}
 
 
