@@ -83,6 +83,9 @@ def fail(message: str) -> NoReturn:
 
 
 def timed(work: Callable[[], Any]) -> tuple[float, Any]:
+    """`work`'s wall time, after flushing what earlier cases left for the disk to write
+    (untimed: a case must not pay for the one before it, whichever library wrote it)."""
+    os.sync()
     began = time.perf_counter()
     result = work()
     return time.perf_counter() - began, result
