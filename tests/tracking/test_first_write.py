@@ -184,3 +184,19 @@ def test_a_damaged_shared_environment_is_named(ws: Path) -> None:
     shared.write_text("[1, 2")
     with pytest.raises(CorruptFileError, match=r"\.environments/.*not valid JSON"):
         Run.get(run.id, workspace=ws).environment  # noqa: B018 -- the read raises
+
+
+def _train(lr: float) -> float:
+    return lr
+
+
+def test_a_function_run_made_by_a_later_run_of_a_process_has_its_code_state(ws: Path) -> None:
+    """The later run names the shared environment in a run.json not written yet: the
+    function draft must still get the code state an agent needs."""
+    with Run.init(project="p", name="first", workspace=ws, **QUIET):
+        pass
+    run = Run.init(project="p", name="second", workspace=ws, **QUIET)
+    draft = run.create_function_task(_train, lr=0.1)
+    assert draft is not None and draft.environment and draft.environment == run.environment
+    assert (draft.folder / "environment.json").exists()
+    run.close()

@@ -176,7 +176,7 @@ def _function_draft(run: Run, name: str, task_name: str | None,
     meta["edited"] = {FUNCTION_SECTION: copy.deepcopy(flat)}
     meta["function"] = {"name": name}
     folder.write_meta(meta)
-    environment = run._folder.read_environment()
+    environment = run.environment  # (a live run's may be named in its unwritten run.json)
     if not environment:
         raise RunStateError(f"run {run.id}: its code state is not recorded yet (environment "
                             "capture failed or is switched off), so no agent could run the "
