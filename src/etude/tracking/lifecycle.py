@@ -148,7 +148,7 @@ def _job_source(source: Run) -> dict[str, Any]:
 def _copy_environment(source: Run, folder: RunFolder) -> None:
     """The clone gets its own environment.json (the source's may be a shared copy)."""
     try:
-        environment = source._folder.read_environment()
+        environment = source.environment  # a live source's: once its capture is done
     except CorruptFileError:
         return  # the clone then has no code state, as a run whose capture failed
     if environment:
