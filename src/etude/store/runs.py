@@ -376,8 +376,8 @@ def refresh_runs(store: Any) -> int:
 
 
 def _being_created(root: Path, new: set[str], read: set[str]) -> bool:
-    """Whether a run folder just listed has no run.json yet but may get one: a live run
-    writes it with its first flush, after making the folder (so listing `runs/` again is
+    """Whether a run folder just listed had no run.json (when read) but may get one: a live
+    run writes it with its first flush, after making the folder (so listing `runs/` again is
     the only way to see it). A folder left without run.json for a minute is not a run."""
     now = time.time()
     for name in new - read:
@@ -385,7 +385,7 @@ def _being_created(root: Path, new: set[str], read: set[str]) -> bool:
             made = os.stat(root / RUNS_DIR / name).st_mtime
         except OSError:
             continue
-        if now - made < PENDING_SECONDS and not (root / RUNS_DIR / name / "run.json").exists():
+        if now - made < PENDING_SECONDS:
             return True
     return False
 

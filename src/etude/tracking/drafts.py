@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..workspace import write_json_atomic
 from ..workspace.run_folder import RunFolder, append_edit, runs_root
 from .errors import RunStateError
 from .sections import flatten_section, plain_values
@@ -53,7 +52,7 @@ def create_draft(cls: type[Run], *, project: str, name: str, script: str, repo: 
         "code": code,
         "problems": [],
     }
-    write_json_atomic(folder.environment, environment, compact=True, fsync=False)
+    folder.write_environment(environment)
     folder.write_status({"state": "draft"})
     append_edit(root, folder.run_id)
     return cls(folder, root)
@@ -181,7 +180,7 @@ def _function_draft(run: Run, name: str, task_name: str | None,
         raise RunStateError(f"run {run.id}: its code state is not recorded yet (environment "
                             "capture failed or is switched off), so no agent could run the "
                             "function.")
-    write_json_atomic(folder.environment, environment, compact=True, fsync=False)
+    folder.write_environment(environment)
     folder.write_status({"state": "draft"})
     append_edit(run.workspace, folder.run_id)
     return Run(folder, run.workspace)

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..workspace.atomic import CorruptFileError, write_atomic, write_json_atomic
+from ..workspace.atomic import CorruptFileError, write_atomic
 from ..workspace.run_folder import RunFolder, append_edit, owner_alive, runs_root
 from .errors import RunStateError
 from .sections import json_value
@@ -152,7 +152,7 @@ def _copy_environment(source: Run, folder: RunFolder) -> None:
     except CorruptFileError:
         return  # the clone then has no code state, as a run whose capture failed
     if environment:
-        write_json_atomic(folder.environment, environment, compact=True, fsync=False)
+        folder.write_environment(environment)
 
 
 def split_path(path: str, where: str) -> tuple[str, str]:

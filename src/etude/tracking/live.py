@@ -22,14 +22,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..workspace import write_atomic, write_json_atomic
 from ..workspace.run_folder import (
     RunFolder,
     job_run_folder,
     job_run_id,
     owner_alive,
     runs_root,
-    shared_environment,
+    write_shared_environment,
 )
 from ..workspace.settings import load_tracking
 from . import process
@@ -196,13 +195,13 @@ def start_run(
     live_run = LiveRun(run, meta, recorder, settings, offset)
     run._live = live_run
     if new:
-        live_run.defer_first_write(lambda: _write_pointer(root, project, name, run.id))
+        live_run.defer_first_write(lambda: record_last_run(root, project, name, run.id))
     recorder.start()
     set_current(run)
     process.install(live_run.close)
     _start_extras(live_run, root, argparse, frameworks, monitor, streams)
     if not new:
-        _write_pointer(root, project, name, run.id)
+        record_last_run(root, project, name, run.id)
     return run
 
 
@@ -313,10 +312,6 @@ def _last_run(root: Path, project: str, name: str) -> RunFolder | None:
     return folder if folder.exists() else None
 
 
-def _write_pointer(root: Path, project: str, name: str, run_id: str) -> None:
-    record_last_run(root, project, name, run_id)
-
-
 def _clear_outputs(folder: RunFolder) -> None:
     """A reused run starts clean: its points, events, files, console and capture go."""
     for path in (
@@ -402,7 +397,7 @@ def _capture(run: Run, root: Path, settings: dict[str, Any]) -> None:
                 env_names=list(settings["env"]),
             )
             _capture_cache[key] = environment
-        write_json_atomic(run._folder.environment, environment, compact=True, fsync=False)
+        run._folder.write_environment(environment)
     except Exception as error:  # the run goes on without its environment; say why
         logger.warning("run %s: capturing the environment failed (%s)", run.id, error)
 
@@ -467,14 +462,11 @@ def _share_environment(runs_dir: Path, key: str, environment: dict[str, Any]) ->
         text = json.dumps(environment, sort_keys=True)
         shared = _shared_environments[key] = (text, hashlib.sha256(text.encode()).hexdigest())
     text, digest = shared
-    path = shared_environment(runs_dir, digest)
-    if (path.parent, digest) not in _shared_written:
-        if not path.exists():
-            path.parent.mkdir(exist_ok=True)
-            write_atomic(path, text + "\n", fsync=False)
-        _shared_written.add((path.parent, digest))
+    if (runs_dir, digest) not in _shared_written:
+        write_shared_environment(runs_dir, digest, text)
+        _shared_written.add((runs_dir, digest))
     return digest
 
 
 _shared_environments: dict[str, tuple[str, str]] = {}  # capture key -> (JSON text, digest)
-_shared_written: set[tuple[Path, str]] = set()
+_shared_written: set[tuple[Path, str]] = set()  # (runs folder, digest) written or found

@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .atomic import CorruptFileError, read_json, write_json_atomic
+from .atomic import CorruptFileError, read_json, write_atomic, write_json_atomic
 from .layout import ETUDE_DIR
 from .locks import FileLock
 
@@ -181,6 +181,10 @@ class RunFolder:
             self.make()
             write_json_atomic(self.meta, meta, compact=True, fsync=False)
 
+    def write_environment(self, environment: dict[str, Any]) -> None:
+        """Write this run's own environment.json (what `read_environment` reads first)."""
+        write_json_atomic(self.environment, environment, compact=True, fsync=False)
+
     def write_status(self, status: dict[str, Any], *, fsync: bool = False) -> None:
         """Replace status.json (by the process running the run, or under `locked()`)."""
         write_json_atomic(self.status_file, status, compact=True, fsync=fsync)
@@ -199,6 +203,15 @@ def shared_environment(runs_dir: Path, digest: str) -> Path:
         raise CorruptFileError(runs_dir / ENVIRONMENTS_DIR,
                                f"environment {digest!r} is not a SHA-256 in hexadecimal")
     return runs_dir / ENVIRONMENTS_DIR / f"{digest}.json"
+
+
+def write_shared_environment(runs_dir: Path, digest: str, text: str) -> None:
+    """Write the shared environment `text` (JSON whose SHA-256 is `digest`) unless a run
+    already did: same digest, same content."""
+    path = shared_environment(runs_dir, digest)
+    if not path.exists():
+        path.parent.mkdir(exist_ok=True)
+        write_atomic(path, text + "\n", fsync=False)
 
 
 def heartbeat_timeout() -> float:
