@@ -504,15 +504,12 @@ class Store:
         def work(connection: sa.Connection) -> None:
             if replace:
                 connection.execute(scanned_dirs.delete().where(scanned_dirs.c.workspace_pk == ws))
-            elif mtimes:
-                connection.execute(
-                    scanned_dirs.delete().where(
-                        scanned_dirs.c.workspace_pk == ws, scanned_dirs.c.path.in_(list(mtimes))
-                    )
-                )
             rows = [{"workspace_pk": ws, "path": p, "mtime": m} for p, m in sorted(mtimes.items())]
-            if rows:
-                connection.execute(scanned_dirs.insert(), rows)
+            if rows:  # an upsert: two readers refreshing at once on PostgreSQL both write
+                insert = insert_for(connection, scanned_dirs)
+                connection.execute(insert.on_conflict_do_update(
+                    index_elements=["workspace_pk", "path"],
+                    set_={"mtime": insert.excluded.mtime}), rows)
 
         run_write(self.engine, work)
 
