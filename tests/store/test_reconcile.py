@@ -107,6 +107,27 @@ def test_a_failed_job_done_elsewhere_is_read_again(workspace: Path, store: Store
     assert (row.state, row.ended) == ("done", 2.0)
 
 
+def test_a_waiting_job_gets_its_pending_reason_and_its_changes(workspace: Path, store: Store):
+    """An experiment indexes a Slurm job as waiting before squeue says why it waits; the
+    reader that asks Slurm records the reason, and a new one when it changes."""
+    folder = f"jobs/xp.learn/{TASK_ID}"
+    job_folder(workspace / folder, process={"launcher": "slurm", "slurm_job_id": "41"})
+    store.write_jobs([JobRecord(folder=folder, id=TASK_ID, task="xp.Learn", state="waiting")])
+    store.set_scanned({path: mtime for path, mtime in containers(Workspace(workspace)).items()})
+    reason = "BeginTime"
+
+    def pending(record: dict[str, object]) -> tuple[str, str]:
+        return ("PENDING", reason)
+
+    assert refresh(store, pending).updated == [(folder, "waiting", "waiting")]
+    [row] = store.query_jobs()
+    assert (row.state, row.message, row.cluster_job_id) == ("waiting", "queued (BeginTime)", "41")
+    assert not refresh(store, pending)  # nothing new: nothing written
+    reason = "Priority"
+    refresh(store, pending)
+    assert store.query_jobs()[0].message == "queued (Priority)"
+
+
 def test_a_new_job_among_many_is_the_only_one_read(workspace: Path, store: Store):
     for i in range(50):
         job_folder(workspace / "jobs" / "xp.learn" / f"{i:02d}", done={})

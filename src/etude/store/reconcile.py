@@ -22,7 +22,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -32,6 +32,9 @@ from .database import run_write
 from .records import AskLauncher, JobRecord, read_folder_status, read_job_folder, relative_folder
 from .rows import OUTCOMES, JobRow
 from .store import Store
+
+if TYPE_CHECKING:
+    from ..workspace.status import JobStatus
 
 logger = logging.getLogger("etude.store")
 
@@ -205,34 +208,40 @@ def _recheck_live(
     store: Store, ask_launcher: AskLauncher | None, changes: Changes, exclude: set[str]
 ) -> list[JobRecord]:
     """Read again the jobs the index holds as not ended, and failed jobs now done: their
-    state first, and the whole folder only when the state changed."""
+    state first, and the whole folder only when the state changed, or when a waiting job's
+    message did (Slurm's pending reason: the experiment indexes a submitted job as waiting
+    before squeue has said why it waits, and the reason changes while it waits)."""
     workspace = store.workspace
     root = str(workspace.path)
     done = f"/{ETUDE_DIR}/done.json"
     candidates = store.live_jobs()
     candidates += [
-        (folder, "error")
+        (folder, "error", None)
         for folder, state in store.all_folders_in_state("error")
         if os.path.exists(_absolute(root, folder) + done)
     ]
     records = []
-    for folder, state in candidates:
+    for folder, state, message in candidates:
         if folder in exclude:
             continue
         path = _absolute(root, folder)
         if not os.path.isdir(path):
             changes.removed.append(folder)
             continue
-        if read_folder_status(path, ask_launcher).state == state:
+        status = read_folder_status(path, ask_launcher)
+        if status.state == state and not _new_pending_reason(status, message):
             continue
         record = read_job_folder(workspace, job_dir_at(Path(path)), ask_launcher)
-        if record.state != state:
+        if record.state != state or _new_pending_reason(record, message):
             changes.updated.append((folder, state, record.state))
             record.params = None  # unchanged: keep the stored ones
             records.append(record)
     return records
 
 
+def _new_pending_reason(now: JobStatus | JobRecord, message: str | None) -> bool:
+    """Whether a job still waiting now has a message the index does not hold."""
+    return now.state == "waiting" and (now.message or None) != message
 
 
 def _forget_scanned(store: Store, paths: list[str]) -> None:

@@ -457,14 +457,14 @@ class Store:
                     found.setdefault(row["job_pk"], {})[row["path"]] = plain_value(row)
         return found
 
-    def live_jobs(self) -> list[tuple[str, str]]:
-        """(folder, state) of the jobs the index holds as not ended."""
+    def live_jobs(self) -> list[tuple[str, str, str | None]]:
+        """(folder, state, message) of the jobs the index holds as not ended."""
         live = ("running", "waiting", "unscheduled")  # IN, not NOT IN: uses ix_jobs_state
-        query = sa.select(jobs.c.folder, jobs.c.state).where(
+        query = sa.select(jobs.c.folder, jobs.c.state, jobs.c.message).where(
             jobs.c.workspace_pk == self.workspace_pk, jobs.c.state.in_(live)
         )
         with self.engine.connect() as connection:
-            return [(folder, state) for folder, state in connection.execute(query)]
+            return [(row[0], row[1], row[2]) for row in connection.execute(query)]
 
     def all_folders_in_state(self, state: str) -> list[tuple[str, str]]:
         """(folder, state) of the jobs in `state`."""
