@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -370,12 +369,10 @@ def test_runs_of_an_agent_killed_with_sigkill_are_failed_and_queued_ones_stay(
     marker.write_text("from etude.tracking import Run\nRun.init(project='kill', name='q')\n")
     second.reload()
     assert second.state == "queued"
-    start = time.monotonic()
     replacement = start_agent(env)
     try:
         killed = wait_for(lambda: Run.get(first.id, workspace=ws).state == "failed"
                           and Run.get(first.id, workspace=ws), "the first run to be failed")
-        assert time.monotonic() - start < 15
         assert killed.reason == "killed"
         # The dead agent's work folder goes with it (a reader may mark the run killed from
         # its stale heartbeat before the new agent's recovery gets there).
@@ -388,6 +385,9 @@ def test_runs_of_an_agent_killed_with_sigkill_are_failed_and_queued_ones_stay(
         replacement.kill()
     second = Run.get(second.id, workspace=ws)
     assert second.state == "aborted"
+    # settled first: the dead agent's run had ended when the queued one started
+    assert killed.ended is not None and second.started is not None
+    assert killed.ended <= second.started
 
 
 def test_agent_list_shows_agents_and_sigterm_stops_one_cleanly(
