@@ -24,7 +24,7 @@ from etude.tracking import Run
 run = Run.init(project="vision/mnist", name="failing", tags=["cnn"], workspace=sys.argv[1],
                auto_connect_frameworks=False, auto_resource_monitoring=False)
 run.connect({"lr": 0.1, "layers": [64, 32]})
-run.connect({"batch": 32}, name="Data")
+run.connect({"batch": 32, "clip": float("nan"), "cap": float("-inf")}, name="Data")
 run.connect_configuration({"optimizer": {"name": "adam"}}, name="model")
 run.set_user_properties(dataset="mnist")
 for step in range(3):
@@ -74,7 +74,8 @@ def test_show_prints_everything_captured(failed_run: tuple[Path, Run],
     assert any(line.startswith("host:") and "pid" in line for line in lines)
     general = lines.index("parameters [General]:")
     assert lines[general + 1:general + 3] == ["  layers = [64, 32]", "  lr = 0.1"]
-    assert lines[lines.index("parameters [Data]:") + 1] == "  batch = 32"
+    data = lines.index("parameters [Data]:")
+    assert lines[data + 1:data + 4] == ["  batch = 32", "  cap = -inf", "  clip = nan"]
     assert "configuration 'model':" in lines and '      "name": "adam"' in lines
     assert "  dataset = mnist" in lines
     metrics = {line.split()[0]: line.split()[1:] for line in lines if line.startswith("  loss/")
@@ -109,7 +110,8 @@ def test_show_json_is_the_whole_record(failed_run: tuple[Path, Run],
     assert code == 0
     data = json.loads(out)
     assert (data["state"], data["reason"], data["tags"]) == ("failed", "exception", ["cnn"])
-    assert data["params"] == {"General/lr": 0.1, "General/layers": [64, 32], "Data/batch": 32}
+    assert data["params"] == {"General/lr": 0.1, "General/layers": [64, 32], "Data/batch": 32,
+                              "Data/clip": None, "Data/cap": None}  # JSON has no NaN
     assert data["configuration"] == {"model": {"optimizer": {"name": "adam"}}}
     assert data["user_properties"] == {"dataset": "mnist"}
     assert data["metrics"]["loss"]["train"] == {"last": 1 / 3, "min": 1 / 3, "max": 1.0,

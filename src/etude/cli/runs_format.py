@@ -72,9 +72,12 @@ def size(count: int | None) -> str:
 def text(value: Any) -> str:
     """A value as a table cell: other values than text as compact JSON, text as it is unless
     it would read as another value (`"0.1"`, `"true"` are quoted, so that the number 0.1 and
-    the text "0.1" read differently), None as ''."""
+    the text "0.1" read differently), NaN and infinities as `nan`, `inf`, `-inf`, None as
+    ''."""
     if value is None:
         return ""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
     if isinstance(value, str):
         return json.dumps(value) if _reads_as_json(value) else value
     return json.dumps(value, default=json_default)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..workspace import Workspace
 from ..workspace.run_folder import RunFolder
-from .runs_format import duration, json_default, print_json, safe, size, text, when
+from .runs_format import duration, json_default, print_json, size, text, when
 from .runs_resolve import resolve_row, run_of
 
 if TYPE_CHECKING:
@@ -139,7 +139,7 @@ def _print_params(params: dict[str, Any]) -> None:
     for section, values in sorted(_sections(params).items()):
         print(f"\nparameters [{section}]:")
         for key, value in sorted(values.items()):
-            print(f"  {key} = {text(safe(value)) if value is not None else 'null'}")
+            print(f"  {key} = {text(value) if value is not None else 'null'}")
 
 
 def _print_configuration(configuration: dict[str, Any]) -> None:
