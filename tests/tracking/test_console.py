@@ -233,7 +233,7 @@ def test_stop_gives_up_on_a_child_still_holding_stdout(tmp_path: Path) -> None:
         """,
     )
     elapsed = float(result.stdout.decode().rsplit("elapsed=", 1)[1])
-    assert 0.5 <= elapsed < 3.0
+    assert 0.5 <= elapsed < 20  # the drain timeout, not the sleeping child's 60 s
     assert _log(tmp_path) == b"before-stop\n"
     assert "output was still arriving" in _warnings(tmp_path)
 

@@ -183,7 +183,7 @@ def test_stop_returns_promptly_whatever_the_interval(no_nvml: None) -> None:
     started = time.monotonic()
     monitor.stop()
     monitor.stop()
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 20  # not the 60 s interval
     assert not [t for t in threading.enumerate() if t.name == "etude-monitor" and t.is_alive()]
     assert reports.calls == []
 
