@@ -402,9 +402,29 @@ def test_a_clone_is_edited_then_enqueued_with_its_new_value(own_server, page, sh
     page.wait_for_function("() => document.querySelector('form.configuration-form"
                            "[data-name=net] .edit-status').textContent === 'saved'")
 
+    # A new configuration object: a taken name and bad JSON are refused, then it is added.
+    page.fill("#configuration-new-name", "net")
+    page.click("#configuration-new button[type=submit]")
+    page.locator("#configuration-new .field-error:visible").wait_for()
+    assert "exists already" in page.inner_text("#configuration-new .field-error:visible")
+    page.fill("#configuration-new-name", "optimizer")
+    page.fill("#configuration-new-value", '{"name": "adam",')
+    page.click("#configuration-new button[type=submit]")
+    page.wait_for_function("() => document.querySelector('#configuration-new-value')"
+                           ".parentElement.querySelector('.field-error').textContent"
+                           ".includes('not JSON')")
+    page.locator("#configuration-new").scroll_into_view_if_needed()
+    shoot(page, "run-configuration-new", full_page=False)
+    page.fill("#configuration-new-value", '{"name": "adam"}')
+    page.click("#configuration-new button[type=submit]")
+    optimizer = "form.configuration-form[data-name=optimizer] textarea"
+    page.wait_for_selector(optimizer)  # the page drawn again, with it among the others
+    page.wait_for_load_state()
+
     page.reload()  # the page drawn again shows the saved values
     assert page.input_value(lr) == "0.05" and page.input_value(epochs) == "4"
     assert json.loads(page.input_value(area)) == {"layers": [5, 6]}
+    assert json.loads(page.input_value(optimizer)) == {"name": "adam"}
     # A new parameter and a removed one, saved together; the table is drawn again.
     page.fill("#param-new-name", "General/dropout")
     page.fill("#param-new-value", "0.25")
@@ -424,7 +444,7 @@ def test_a_clone_is_edited_then_enqueued_with_its_new_value(own_server, page, sh
     (queued,) = Run.query(where="state = queued", workspace=ws)
     assert queued.id == draft and queued.params["General/lr"] == 0.05
     assert "General/epochs" not in queued.params and queued.params["General/dropout"] == 0.25
-    assert queued.configuration["net"] == {"layers": [5, 6]}
+    assert queued.configuration == {"net": {"layers": [5, 6]}, "optimizer": {"name": "adam"}}
     close_indexes()
 
 

@@ -19,6 +19,7 @@ from .database import (
     chunks,
     create_engine,
     ensure_schema,
+    fetch_rows,
     insert_for,
     run_write,
 )
@@ -265,7 +266,7 @@ class Store:
                 query = sa.select(jobs.c.folder, jobs.c.state).where(
                     jobs.c.workspace_pk == self.workspace_pk, jobs.c.folder.in_(chunk)
                 )
-                found.update({folder: state for folder, state in connection.execute(query)})
+                found.update(fetch_rows(connection, query))
         return found
 
     def repeated_ids(self, ids: Sequence[str]) -> set[str]:

@@ -126,6 +126,36 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 
+  // A new configuration object: a name not taken and a JSON object or list (the server says
+  // what is wrong with the text). The page is drawn again with it among the others.
+  const newConfiguration = document.getElementById("configuration-new");
+  const newConfigurationName = newConfiguration ? newConfiguration.elements.name : null;
+  if (newConfiguration) {
+    const area = newConfiguration.elements.value;
+    newConfiguration.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      showError(newConfigurationName, "");
+      showError(area, "");
+      const name = newConfigurationName.value.trim();
+      const taken = configurationForms.some((form) => form.dataset.name === name);
+      if (!name || taken) {
+        showError(newConfigurationName, taken ? `'${name}' exists already: edit it above.`
+          : "Give the configuration object a name, e.g. model.");
+        setStatus(newConfiguration, "not added", true);
+        return;
+      }
+      setStatus(newConfiguration, "saving…", false);
+      try {
+        await etude.api(`/api/runs/${id}/configuration`,
+          { method: "POST", body: { name, value: area.value } });
+        window.location.reload();
+      } catch (error) {
+        showError(area, error.message);
+        setStatus(newConfiguration, "not added", true);
+      }
+    });
+  }
+
   // -- enqueueing with unsaved edits ------------------------------------------------------------
   const actions = document.getElementById("run-actions");
   if (actions) {
@@ -135,7 +165,8 @@ document.addEventListener("DOMContentLoaded", () => {
       if (!button) return;
       const fields = inputs.concat(configurationForms.map((form) => form.elements.value));
       const unsaved = fields.filter(changed).length + removals.filter((box) => box.checked).length +
-        (newName && newName.value.trim() ? 1 : 0);
+        (newName && newName.value.trim() ? 1 : 0) +
+        (newConfigurationName && newConfigurationName.value.trim() ? 1 : 0);
       if (unsaved && !window.confirm(`${unsaved} edit(s) are not saved and would not be part ` +
           "of the queued run. Enqueue without them?")) {
         event.stopPropagation();
