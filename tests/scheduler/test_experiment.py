@@ -228,3 +228,38 @@ def test_shared_type_name_makes_equal_configurations_one_job(workspace: Path, tm
     assert v1.jobpath.parent.name == "xp_tasks.sharedtrain"
     assert [job.reused for job in xp.jobs] == [True, False]
     assert lines(log) == ["v1 0.1", "v2 0.1 5"]
+
+
+def test_the_heap_is_frozen_only_while_an_experiment_runs(workspace: Path, tmp_path: Path):
+    """Objects older than the experiment are left out of the collector's full passes while it
+    runs (many submissions), and given back at its end, even when it fails or cannot start:
+    a cycle dropped meanwhile is collected afterwards."""
+    import gc
+    import weakref
+
+    class Node:
+        pass
+
+    cycle = Node()
+    cycle.self = cycle  # type: ignore[attr-defined]
+    gone = weakref.ref(cycle)
+    frozen_before = gc.get_freeze_count()
+    with experiment(workspace, "xp"):
+        assert gc.get_freeze_count() > frozen_before
+        with experiment(workspace, "inner"):
+            pass
+        assert gc.get_freeze_count() > 0  # the outer one still runs
+        del cycle
+        gc.collect()
+        assert gone() is not None  # frozen: left alone
+    assert gc.get_freeze_count() == 0
+    gc.collect()
+    assert gone() is None
+    with pytest.raises(RuntimeError), experiment(workspace, "xp"):
+        raise RuntimeError("the script failed")
+    assert gc.get_freeze_count() == 0
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    with pytest.raises(OSError), experiment(blocked, "xp"):
+        pass
+    assert gc.get_freeze_count() == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import socket
@@ -85,6 +86,36 @@ def _dry_run_default() -> bool:
     return os.environ.get("ETUDE_DRY_RUN", "").lower() in ("1", "true", "yes")
 
 
+class _FrozenHeap:
+    """The objects alive when the outermost experiment starts (the interpreter's modules, the
+    script's data) are left out of the garbage collector's full passes until it ends
+    (`gc.freeze`, undone by `gc.unfreeze`). Submitting 10,000 jobs makes enough objects to
+    run dozens of full passes, each of which walked every one of them again: 0.2-0.4 s of a
+    10,000-job resubmission. Nothing is lost: an old object that becomes cyclic garbage
+    meanwhile is collected after the experiment, and reference counting frees the others
+    as usual. A script that calls `gc.freeze()` itself before an experiment sees its
+    objects unfrozen at the experiment's end."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+
+    def enter(self) -> None:
+        with self._lock:
+            self._depth += 1
+            if self._depth == 1:
+                gc.freeze()
+
+    def exit(self) -> None:
+        with self._lock:
+            self._depth -= 1
+            if self._depth == 0:
+                gc.unfreeze()
+
+
+_frozen_heap = _FrozenHeap()
+
+
 class Experiment:
     """A run of an experiment script: submits tasks into a workspace and waits for them.
 
@@ -133,13 +164,19 @@ class Experiment:
     def __enter__(self) -> Experiment:
         if loading_script():
             raise ScriptLoadStop()
+        _frozen_heap.enter()
         self._tokens = [current_submitter.set(self), current_workspace.set(self.workspace)]
         if not self.dry_run:
-            self.workspace.jobs.mkdir(parents=True, exist_ok=True)
-            self._write_record(running=True)
-            self.index.start(self.started_at)
-            self.scheduler.start()
-            self.progress.start()
+            try:
+                self.workspace.jobs.mkdir(parents=True, exist_ok=True)
+                self._write_record(running=True)
+                self.index.start(self.started_at)
+                self.scheduler.start()
+                self.progress.start()
+            except BaseException:
+                self._reset_context()
+                _frozen_heap.exit()
+                raise
         return self
 
     def __exit__(
@@ -163,6 +200,7 @@ class Experiment:
                 self._say_interrupted(exc)
         finally:
             self._reset_context()
+            _frozen_heap.exit()
         if exc_type is None:
             failed = [job for job in self.scheduler.jobs if job.state == ERROR]
             if failed or self.scheduler.callback_errors:
