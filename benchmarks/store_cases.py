@@ -199,7 +199,7 @@ def running_jobs_held(store: Any) -> Iterator[int]:
 
     with ExitStack() as stack:
         held = 0
-        for folder, _ in store.live_jobs():
+        for folder, _, _ in store.live_jobs():
             lock = FileLock(JobDir(store.workspace.path / folder, "train").lock)
             if not lock.try_acquire():
                 raise RuntimeError(f"{lock.path} is held by another process")
