@@ -20,7 +20,9 @@ from __future__ import annotations
 import difflib
 import functools
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -276,11 +278,17 @@ class KeyValueField(FieldResolver):
         return self.key == key
 
     def _exists(self, key: str, condition: Condition | None) -> Condition:
-        # `owner IN (SELECT link ... WHERE key ...)`, not a correlated EXISTS: without
-        # statistics SQLite ran the EXISTS on the (key, num) index, walking every match of
-        # the key once per row (minutes over 100,000 rows); the IN list is built once.
-        query = sa.select(self.link).where(self._key(key))
-        query = query if condition is None else query.where(condition)
+        # By default `owner IN (SELECT link ... WHERE key ...)`: the list is built once, from
+        # the (key, num) index (a correlated EXISTS without statistics once ran on that index,
+        # walking every match of the key per row: minutes over 100,000 runs). Looked up per
+        # row, through the (link, key) key, when `KeyValueForms` says so: faster for a page
+        # walked in the order of an index when the list would be long.
+        terms = [self._key(key)] if condition is None else [self._key(key), condition]
+        query = sa.select(self.link).where(*terms)
+        forms = _forms.get()
+        if forms is not None and forms.next_is_correlated(query):
+            exists = sa.select(1).where(self.link == self.owner, *terms)
+            return exists.correlate(self.owner.table).exists()
         return self.owner.in_(query)
 
     def sort_keys(self, path: str | None) -> list[sa.ColumnElement[Any]]:
@@ -290,6 +298,59 @@ class KeyValueField(FieldResolver):
             .correlate(self.owner.table).scalar_subquery()
             for column in (self.table.c.num, self.table.c.text)
         ]
+
+
+class KeyValueForms:
+    """How the `params.` / `tags.` conditions of one filter are written, in the order the
+    filter compiles them: True for a correlated EXISTS (looked up per row), False for an IN
+    list (built once). Compiling under `choosing()` records each condition's list query in
+    `lists`, so that the caller can measure them (`Store._page_query`)."""
+
+    def __init__(self, correlated: Sequence[bool] = ()) -> None:
+        self.correlated = list(correlated)
+        self.lists: list[sa.Select[Any]] = []
+
+    def next_is_correlated(self, query: sa.Select[Any]) -> bool:
+        index = len(self.lists)
+        self.lists.append(query)
+        return index < len(self.correlated) and self.correlated[index]
+
+    @contextmanager
+    def choosing(self) -> Iterator[KeyValueForms]:
+        self.lists = []
+        token = _forms.set(self)
+        try:
+            yield self
+        finally:
+            _forms.reset(token)
+
+
+_forms: ContextVar[KeyValueForms | None] = ContextVar("etude_key_value_forms", default=None)
+
+
+def matches_few(text: str, long: Sequence[bool]) -> bool:
+    """Whether the jobs the filter `text` matches are known to be few, given for each of its
+    `params.` / `tags.` conditions (in the order they compile) whether it matches many rows:
+    a short condition makes an `and` short, an `or` is short when all its parts are, and a
+    negation or any other field is not."""
+    flags = iter(long)
+
+    def few(node: Node) -> bool:
+        if isinstance(node, (And, Or)):
+            parts = [few(operand) for operand in node.operands]  # each consumes its flags
+            return any(parts) if isinstance(node, And) else all(parts)
+        if isinstance(node, Not):
+            few(node.operand)
+            return False
+        if not isinstance(JOB_FIELDS.get(node.field.name), KeyValueField):
+            return False
+        short = not next(flags)
+        negated = (isinstance(node, Compare) and node.op == "!=") or (
+            isinstance(node, In) and node.negated)
+        return short and not negated
+
+    node = parse(text)
+    return node is not None and few(node)
 
 
 JOB_FIELDS: dict[str, FieldResolver] = {

@@ -9,7 +9,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -51,6 +51,13 @@ from .schema import (
     scanned_dirs,
     workspaces,
 )
+
+if TYPE_CHECKING:
+    from .filters import KeyValueForms
+
+#: A filter's `params.` / `tags.` condition matching at least this many rows is looked up per
+#: row when a page is walked (see `Store._page_query`); counting them costs at most ~1 ms.
+PAGE_PROBE = 2000
 
 JOB_COLUMNS = (
     "id", "kind", "task", "state", "reason", "message", "submitted", "started", "ended",
@@ -398,14 +405,43 @@ class Store:
         return list(found.values())
 
     # -- reading jobs -----------------------------------------------------------------------
-    def _job_query(self, where: str | None) -> Any:
-        query = sa.select(jobs).where(jobs.c.workspace_pk == self.workspace_pk)
+    def _job_query(self, where: str | None, forms: KeyValueForms | None = None,
+                   by_lists: bool = False) -> Any:
+        """`by_lists`: keep the workspace's indexes out of SQLite's plan, so that the query
+        starts from the short IN lists of the filter."""
+        workspace = jobs.c.workspace_pk + 0 if by_lists else jobs.c.workspace_pk
+        query = sa.select(jobs).where(workspace == self.workspace_pk)
         if not where or not where.strip():
             return query
         from .filters import compile_job_filter  # the parser is loaded when a filter is given
 
-        condition = compile_job_filter(where)
+        if forms is None:
+            condition = compile_job_filter(where)
+        else:
+            with forms.choosing():
+                condition = compile_job_filter(where)
         return query if condition is None else query.where(condition)
+
+    def _page_query(self, connection: sa.Connection, where: str | None) -> Any:
+        """The query of a page (a filter and a limit). On SQLite each `params.` / `tags.`
+        condition is written by how many rows it matches, counted up to PAGE_PROBE: a long
+        one is looked up per row as the page is walked in the order of an index (building
+        its IN list of tens of thousands of rows took 0.1 s, for 50 rows), a short one is an
+        IN list; when the short lists bound the whole filter (`matches_few`) the query
+        starts from them instead of walking every job (0.8 s over 100,000 jobs to find
+        none). PostgreSQL plans IN lists well with its statistics: lists there."""
+        from .filters import KeyValueForms, matches_few
+
+        forms = KeyValueForms()
+        query = self._job_query(where, forms)
+        if not forms.lists or connection.dialect.name != "sqlite":
+            return query
+        long = []
+        for listed in forms.lists:
+            probe = sa.select(sa.func.count()).select_from(listed.limit(PAGE_PROBE).subquery())
+            long.append(connection.execute(probe).scalar_one() >= PAGE_PROBE)
+        assert where is not None
+        return self._job_query(where, KeyValueForms(long), by_lists=matches_few(where, long))
 
     def query_jobs(
         self,
@@ -420,14 +456,15 @@ class Store:
 
         Raises `FilterError` for a bad filter or sort field.
         """
-        query = self._job_query(where)
         order: list[sa.ColumnElement[Any]] = [jobs.c.task, jobs.c.id, jobs.c.pk]
         if sort:
             from .filters import sort_expressions
 
             order = sort_expressions(sort)
-        query = query.order_by(*order).offset(offset or None).limit(limit)
         with self.engine.connect() as connection:
+            paged = limit is not None and where and where.strip()
+            query = self._page_query(connection, where) if paged else self._job_query(where)
+            query = query.order_by(*order).offset(offset or None).limit(limit)
             rows = _refusing_bad_patterns(connection, query, where)
             return [job_row(row) for row in rows.mappings()]
 
