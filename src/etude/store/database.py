@@ -252,6 +252,21 @@ def fetch_rows(connection: sa.Connection, query: sa.Select[Any]) -> list[Any]:
         result.close()
 
 
+def insert_rows(connection: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]]
+                ) -> None:
+    """Plain INSERTs of `rows` (dicts with the same keys, values the driver takes as they
+    are: numbers, text, None) through the driver's executemany: SQLAlchemy's parameter
+    processing per row was a third of an index rebuild (10,000 jobs, 270,000 rows)."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    quote = connection.dialect.identifier_preparer.quote
+    sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
+           f"VALUES ({', '.join([mark] * len(columns))})")
+    connection.exec_driver_sql(sql, [tuple(row[c] for c in columns) for row in rows])
+
+
 def insert_for(connection: sa.Connection, table: sa.Table) -> Any:
     """The dialect's INSERT, which has `on_conflict_do_update` / `on_conflict_do_nothing`."""
     if connection.dialect.name == "postgresql":

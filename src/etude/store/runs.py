@@ -36,7 +36,7 @@ from ..workspace.run_folder import (
     job_run_id,
     read_edits,
 )
-from .database import chunks, insert_for
+from .database import chunks, insert_for, insert_rows
 from .records import JobRecord, Value, typed_value
 
 JOB_STATE_TO_RUN = {"done": "completed", "running": "running", "waiting": "queued",
@@ -213,8 +213,9 @@ def tag_value(tag: str) -> tuple[str, Value]:
 
 # -- writing ------------------------------------------------------------------------------
 def write_runs_in(connection: sa.Connection, ws: int, records: Sequence[RunRecord],
-                  job_pks: dict[str, int] | None = None) -> None:
-    """Insert or replace `records` (by id) and their side rows, in the caller's transaction."""
+                  job_pks: dict[str, int] | None = None, *, fresh: bool = False) -> None:
+    """Insert or replace `records` (by id) and their side rows, in the caller's transaction;
+    `fresh`: none of them is in the index (a rebuild): plain INSERTs, nothing to delete."""
     from .schema import run_metrics, run_params, run_properties, run_tags, runs
 
     if not records:
@@ -222,6 +223,13 @@ def write_runs_in(connection: sa.Connection, ws: int, records: Sequence[RunRecor
     latest = {record.id: record for record in records}
     ordered = [latest[key] for key in sorted(latest)]
     rows = [r.row(ws, (job_pks or {}).get(r.job_folder or "")) for r in ordered]
+    if fresh:
+        for chunk in chunks(rows, 2000):
+            insert_rows(connection, runs, chunk)
+        pks = run_pks(connection, ws, [r.id for r in ordered])
+        _insert_side_rows(connection, pks, ordered, (run_params, run_tags, run_properties,
+                                                     run_metrics))
+        return
     stmt = insert_for(connection, runs)
     columns = [c.name for c in runs.c if c.name not in ("pk", "workspace_pk", "id")]
     stmt = stmt.on_conflict_do_update(index_elements=["workspace_pk", "id"],
@@ -263,7 +271,7 @@ def _insert_side_rows(connection: sa.Connection, pks: dict[str, int],
                             if isinstance(summary.get("iteration"), int) else None})
     for table, rows in zip(tables, (params, tags, properties, metrics), strict=True):
         for chunk in chunks(_unique(rows, table), 5000):
-            connection.execute(table.insert(), list(chunk))
+            insert_rows(connection, table, chunk)
 
 
 def _unique(rows: list[dict[str, Any]], table: sa.Table) -> list[dict[str, Any]]:

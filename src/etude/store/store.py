@@ -21,6 +21,7 @@ from .database import (
     ensure_schema,
     fetch_rows,
     insert_for,
+    insert_rows,
     run_write,
 )
 from .location import StoreLocation
@@ -157,15 +158,15 @@ class Store:
         """Insert `records`, new to this workspace's (emptied) index: plain INSERTs, many rows
         per statement, no conflict handling (`rebuild`)."""
         for chunk in chunks(job_rows(ws, records), 2000):
-            connection.execute(jobs.insert(), list(chunk))
+            insert_rows(connection, jobs, chunk)
         query = sa.select(jobs.c.folder, jobs.c.pk).where(jobs.c.workspace_pk == ws)
         pks = {folder: pk for folder, pk in connection.execute(query)}
         self._insert_values(connection, pks, records)
-        self._write_job_runs(connection, ws, pks, records)
+        self._write_job_runs(connection, ws, pks, records, fresh=True)
 
     def _write_job_runs(
         self, connection: sa.Connection, ws: int, pks: dict[str, int],
-        records: Sequence[JobRecord],
+        records: Sequence[JobRecord], *, fresh: bool = False,
     ) -> None:
         """The run rows of these jobs (SPEC: a job is also a run). A record that does not
         carry its parameters takes them, and the tags, from the index."""
@@ -177,7 +178,7 @@ class Store:
                 params, tags = stored.get(pks[record.folder], ({}, {}))
                 record = replace(record, params=params, tags=record.tags or tags)
             runs.append(job_run(self.workspace.path, record))
-        write_runs_in(connection, ws, runs, pks)
+        write_runs_in(connection, ws, runs, pks, fresh=fresh)
 
     def _stored_values(
         self, connection: sa.Connection, pks: Sequence[int]
@@ -242,7 +243,7 @@ class Store:
                 tags.append({"job_pk": pk, "name": name, "kind": kind, "num": num, "text": text})
         for table, rows in ((job_params, params), (job_tags, tags)):
             for chunk in chunks(rows, 5000):
-                connection.execute(table.insert(), list(chunk))
+                insert_rows(connection, table, chunk)
 
     def _link(self, connection: sa.Connection, ws: int, name: str, pks: list[int]) -> None:
         experiment_pk = self._experiment_pk(connection, ws, name)
