@@ -503,7 +503,7 @@ class Store:
             jobs.c.workspace_pk == self.workspace_pk, jobs.c.state.in_(live)
         )
         with self.engine.connect() as connection:
-            return [(row[0], row[1], row[2]) for row in connection.execute(query)]
+            return [(row[0], row[1], row[2]) for row in fetch_rows(connection, query)]
 
     def all_folders_in_state(self, state: str) -> list[tuple[str, str]]:
         """(folder, state) of the jobs in `state`."""
@@ -511,7 +511,7 @@ class Store:
             jobs.c.workspace_pk == self.workspace_pk, jobs.c.state == state
         )
         with self.engine.connect() as connection:
-            return [(folder, state) for folder, state in connection.execute(query)]
+            return [(folder, state) for folder, state in fetch_rows(connection, query)]
 
     def folders_under(self, containers: Sequence[str]) -> dict[str, str]:
         """folder -> state of the jobs directly inside the folders `containers`."""
