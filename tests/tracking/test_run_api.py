@@ -218,7 +218,7 @@ def test_query_filters(ws: Path, store_env: dict[str, str]) -> None:
     assert query(project="vision/mnist") == ["base", "low"]
     assert query(tags=["cnn", "-debug"]) == ["base"]
     assert query(state=["completed"], type=["training"]) == ["base", "low", "other", "text"]
-    assert query(search="^(ba|lo)") == ["base", "low"]
+    assert query(search="^(bas|lo)") == ["base", "low"]  # not hex: ids are searched too
     assert query(where="params.lr < 0.05 and metrics.loss.train < 0.5") == ["low", "text"]
     assert query(where='params."General/lr" = 0.1') == ["base"]
     assert query(where="metrics.accuracy > 0.65") == ["low", "text"]
