@@ -223,25 +223,23 @@ def write_runs_in(connection: sa.Connection, ws: int, records: Sequence[RunRecor
     latest = {record.id: record for record in records}
     ordered = [latest[key] for key in sorted(latest)]
     rows = [r.row(ws, (job_pks or {}).get(r.job_folder or "")) for r in ordered]
+    side = (run_params, run_tags, run_properties, run_metrics)
     if fresh:
         for chunk in chunks(rows, 2000):
             insert_rows(connection, runs, chunk)
-        pks = run_pks(connection, ws, [r.id for r in ordered])
-        _insert_side_rows(connection, pks, ordered, (run_params, run_tags, run_properties,
-                                                     run_metrics))
-        return
-    stmt = insert_for(connection, runs)
-    columns = [c.name for c in runs.c if c.name not in ("pk", "workspace_pk", "id")]
-    stmt = stmt.on_conflict_do_update(index_elements=["workspace_pk", "id"],
-                                      set_={name: stmt.excluded[name] for name in columns})
-    for chunk in chunks(rows):
-        connection.execute(stmt, list(chunk))
+    else:
+        stmt = insert_for(connection, runs)
+        columns = [c.name for c in runs.c if c.name not in ("pk", "workspace_pk", "id")]
+        stmt = stmt.on_conflict_do_update(index_elements=["workspace_pk", "id"],
+                                          set_={name: stmt.excluded[name] for name in columns})
+        for chunk in chunks(rows):
+            connection.execute(stmt, list(chunk))
     pks = run_pks(connection, ws, [r.id for r in ordered])
-    for chunk in chunks(list(pks.values())):
-        for table in (run_params, run_tags, run_properties, run_metrics):
-            connection.execute(table.delete().where(table.c.run_pk.in_(chunk)))
-    _insert_side_rows(connection, pks, ordered, (run_params, run_tags, run_properties,
-                                                 run_metrics))
+    if not fresh:
+        for chunk in chunks(list(pks.values())):
+            for table in side:
+                connection.execute(table.delete().where(table.c.run_pk.in_(chunk)))
+    _insert_side_rows(connection, pks, ordered, side)
 
 
 def _insert_side_rows(connection: sa.Connection, pks: dict[str, int],

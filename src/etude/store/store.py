@@ -503,7 +503,7 @@ class Store:
             jobs.c.workspace_pk == self.workspace_pk, jobs.c.state.in_(live)
         )
         with self.engine.connect() as connection:
-            return [(row[0], row[1], row[2]) for row in fetch_rows(connection, query)]
+            return fetch_rows(connection, query)  # the driver's (folder, state, message)
 
     def all_folders_in_state(self, state: str) -> list[tuple[str, str]]:
         """(folder, state) of the jobs in `state`."""
@@ -511,7 +511,7 @@ class Store:
             jobs.c.workspace_pk == self.workspace_pk, jobs.c.state == state
         )
         with self.engine.connect() as connection:
-            return [(folder, state) for folder, state in fetch_rows(connection, query)]
+            return fetch_rows(connection, query)  # the driver's (folder, state)
 
     def folders_under(self, containers: Sequence[str]) -> dict[str, str]:
         """folder -> state of the jobs directly inside the folders `containers`."""
